@@ -1,0 +1,28 @@
+# Two entry points (see README): `make demo` and `make test`.
+# Both create or reuse the virtual environment in $(VENV); the install is redone
+# only when pyproject.toml changes, so a second run starts in seconds.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pixelnerf-installed
+CORES ?= 2
+
+.PHONY: demo test install clean-results
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default results/tables/demo.csv
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+clean-results:
+	rm -rf results .snakemake

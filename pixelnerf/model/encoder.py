@@ -1,0 +1,134 @@
+"""The pixel-aligned image encoder: a torchvision ResNet whose feature levels are stacked.
+
+Feature map = concat(level 0 = relu(bn1(conv1(x))), layer1, layer2, ...), each level
+resized to level 0's size. ``index`` samples it at pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from pixelnerf.errors import PipelineError
+
+# Channels of the stacked latent for num_layers = 1..5 (conv1, layer1, layer2, layer3, layer4).
+LATENT_SIZES = (0, 64, 128, 256, 512, 1024)
+
+
+def _build_backbone(builder, backbone: str, pretrained: bool) -> nn.Module:
+    """A torchvision ResNet; ImageNet weights come from torch's cache or are downloaded once."""
+    if not pretrained:
+        return builder(weights=None, norm_layer=nn.BatchNorm2d)
+    try:
+        return builder(weights="DEFAULT", norm_layer=nn.BatchNorm2d)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise PipelineError(
+            f"could not load the ImageNet weights of {backbone} (torchvision downloads them into "
+            f"{torch.hub.get_dir()}/checkpoints): {exc}; set model.encoder.pretrained: false "
+            "to start from random weights"
+        ) from exc
+
+
+class SpatialEncoder(nn.Module):
+    """ResNet feature pyramid flattened to one map, indexed by image coordinates.
+
+    The torchvision module is kept whole as ``self.model`` (its ``fc`` and ``avgpool``
+    emptied) so that state-dict keys are ``encoder.model.*`` exactly as published.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet34",
+        pretrained: bool = True,
+        num_layers: int = 4,
+        index_interp: str = "bilinear",
+        index_padding: str = "border",
+        upsample_interp: str = "bilinear",
+        feature_scale: float = 1.0,
+        use_first_pool: bool = True,
+    ) -> None:
+        super().__init__()
+        if not 1 <= num_layers <= 5:
+            raise PipelineError(f"model.encoder.num_layers must be 1..5, not {num_layers}")
+        builder = getattr(torchvision.models, backbone, None)
+        if builder is None or not backbone.startswith("resnet"):
+            raise PipelineError(f"model.encoder.backbone {backbone!r} is not a torchvision ResNet")
+        self.model = _build_backbone(builder, backbone, pretrained)
+        self.model.fc = nn.Sequential()
+        self.model.avgpool = nn.Sequential()
+        self.num_layers = num_layers
+        self.latent_size = LATENT_SIZES[num_layers]
+        self.index_interp = index_interp
+        self.index_padding = index_padding
+        self.upsample_interp = upsample_interp
+        self.feature_scale = feature_scale
+        self.use_first_pool = use_first_pool
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> SpatialEncoder:
+        """Build from the published ``model.encoder`` section."""
+        return cls(
+            backbone=str(cfg.get("backbone", "resnet34")),
+            pretrained=bool(cfg.get("pretrained", True)),
+            num_layers=int(cfg.get("num_layers", 4)),
+            index_interp=str(cfg.get("index_interp", "bilinear")),
+            index_padding=str(cfg.get("index_padding", "border")),
+            upsample_interp=str(cfg.get("upsample_interp", "bilinear")),
+            feature_scale=float(cfg.get("feature_scale", 1.0)),
+            use_first_pool=bool(cfg.get("use_first_pool", True)),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (N, 3, H, W) in [-1, 1] -> latent (N, latent_size, H', W')."""
+        x = images
+        if self.feature_scale != 1.0:
+            upscale = self.feature_scale > 1.0
+            x = F.interpolate(
+                x,
+                scale_factor=self.feature_scale,
+                mode="bilinear" if upscale else "area",
+                align_corners=True if upscale else None,
+                recompute_scale_factor=True,
+            )
+        net = self.model
+        x = net.relu(net.bn1(net.conv1(x)))
+        levels = [x]
+        stages = [net.layer1, net.layer2, net.layer3, net.layer4][: self.num_layers - 1]
+        for depth, stage in enumerate(stages):
+            if depth == 0 and self.use_first_pool:
+                x = net.maxpool(x)
+            x = stage(x)
+            levels.append(x)
+        size = levels[0].shape[-2:]
+        align = None if self.upsample_interp == "nearest" else True
+        resized = [levels[0]] + [
+            F.interpolate(level, size, mode=self.upsample_interp, align_corners=align)
+            for level in levels[1:]
+        ]
+        return torch.cat(resized, dim=1)
+
+    def index(
+        self, latent: torch.Tensor, uv: torch.Tensor, image_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """Bilinear features at pixel coordinates.
+
+        latent: (N, C, H', W'); uv: (N, P, 2) pixel coordinates (x, y) in an image of
+        ``image_size = (W, H)`` -> (N, C, P).
+        """
+        height_l, width_l = latent.shape[-2:]
+        width, height = image_size
+        # Pixel 0 and pixel W map onto the first and last latent cells (align_corners).
+        scale = uv.new_tensor(
+            [2.0 * width_l / ((width_l - 1) * width), 2.0 * height_l / ((height_l - 1) * height)]
+        )
+        grid = (uv * scale - 1.0).unsqueeze(2)  # (N, P, 1, 2)
+        samples = F.grid_sample(
+            latent,
+            grid.to(latent.dtype),
+            mode=self.index_interp,
+            padding_mode=self.index_padding,
+            align_corners=True,
+        )
+        return samples[..., 0]

@@ -1,0 +1,112 @@
+"""ResnetFC: the published fully connected ResNet that maps (latent, point code) to (rgb, sigma).
+
+Per-view rows are reduced over the source views at ``combine_layer``; before that, each
+block adds a projection of the pixel-aligned latent (``lin_z``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pixelnerf.errors import PipelineError
+
+
+def _kaiming_linear(d_in: int, d_out: int) -> nn.Linear:
+    layer = nn.Linear(d_in, d_out)
+    nn.init.kaiming_normal_(layer.weight, a=0, mode="fan_in")
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ResnetBlockFC(nn.Module):
+    """``x + fc_1(relu(fc_0(relu(x))))``; ``fc_1`` starts at zero: each block starts as identity."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.fc_0 = _kaiming_linear(size, size)
+        self.fc_1 = nn.Linear(size, size)
+        nn.init.zeros_(self.fc_1.weight)
+        nn.init.zeros_(self.fc_1.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (..., size) -> (..., size)."""
+        return x + self.fc_1(torch.relu(self.fc_0(torch.relu(x))))
+
+
+def reduce_views(h: torch.Tensor, combine_type: str) -> torch.Tensor:
+    """h: (SB, NS, B, D) -> (SB, 1, B, D), mean or max over the source views."""
+    if combine_type == "average":
+        return h.mean(dim=1, keepdim=True)
+    if combine_type == "max":
+        return h.max(dim=1, keepdim=True).values
+    raise PipelineError(
+        f"model.mlp_*.combine_type must be 'average' or 'max', not {combine_type!r}"
+    )
+
+
+class ResnetFC(nn.Module):
+    """The published ResnetFC (ReLU activations).
+
+    Keys: ``lin_in``, ``blocks.i.fc_{0,1}``, ``lin_z.i`` (``min(combine_layer, n_blocks)`` of
+    them), ``lin_out``.
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_latent: int,
+        d_out: int = 4,
+        n_blocks: int = 5,
+        d_hidden: int = 128,
+        combine_layer: int = 1000,
+        combine_type: str = "average",
+    ) -> None:
+        super().__init__()
+        if d_in <= 0:
+            raise PipelineError("ResnetFC needs point inputs (use_xyz or a z coordinate)")
+        self.d_in = d_in
+        self.d_latent = d_latent
+        self.n_blocks = n_blocks
+        self.combine_layer = combine_layer
+        self.combine_type = combine_type
+        self.lin_in = _kaiming_linear(d_in, d_hidden)
+        self.lin_out = _kaiming_linear(d_hidden, d_out)
+        self.blocks = nn.ModuleList(ResnetBlockFC(d_hidden) for _ in range(n_blocks))
+        n_lin_z = min(combine_layer, n_blocks) if d_latent > 0 else 0
+        self.lin_z = nn.ModuleList(_kaiming_linear(d_latent, d_hidden) for _ in range(n_lin_z))
+
+    @classmethod
+    def from_config(cls, cfg: dict, d_in: int, d_latent: int, d_out: int = 4) -> ResnetFC:
+        """Build from a published ``model.mlp_coarse`` / ``mlp_fine`` section (type ``resnet``)."""
+        kind = cfg.get("type", "mlp")
+        if kind != "resnet":
+            raise PipelineError(f"model.mlp_*.type {kind!r} is not supported (only 'resnet')")
+        if float(cfg.get("beta", 0.0)) > 0 or bool(cfg.get("use_spade", False)):
+            raise PipelineError("model.mlp_*.beta > 0 and use_spade are not supported")
+        return cls(
+            d_in=d_in,
+            d_latent=d_latent,
+            d_out=d_out,
+            n_blocks=int(cfg.get("n_blocks", 5)),
+            d_hidden=int(cfg.get("d_hidden", 128)),
+            combine_layer=int(cfg.get("combine_layer", 1000)),
+            combine_type=str(cfg.get("combine_type", "average")),
+        )
+
+    def forward(self, latent: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        """latent: (SB, NS, B, d_latent) or None; x: (SB, NS, B, d_in) -> (SB, B, d_out)."""
+        h = self.lin_in(x)
+        reduced = False
+        for index, block in enumerate(self.blocks):
+            if index == self.combine_layer:
+                h = reduce_views(h, self.combine_type)
+                reduced = True
+            if latent is not None and index < len(self.lin_z):
+                h = h + self.lin_z[index](latent)
+            h = block(h)
+        if not reduced:
+            # The published code never reduces when combine_layer >= n_blocks, which is only
+            # well defined for one source view; reducing here is identical there.
+            h = reduce_views(h, self.combine_type)
+        return self.lin_out(torch.relu(h))[:, 0]

@@ -1,0 +1,204 @@
+"""PixelNeRF: radiance at world points, conditioned on features of posed source images.
+
+encode (encoder -> latent, world->camera transforms) ; forward -> project -> index latent
+-> point code -> ResnetFC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pixelnerf.errors import PipelineError
+from pixelnerf.model.encoder import SpatialEncoder
+from pixelnerf.model.encoding import PositionalEncoding
+from pixelnerf.model.mlp import ResnetFC
+
+RGB_SIGMA = 4  # network outputs per point: r, g, b, sigma
+
+
+@dataclass
+class SourceViews:
+    """What ``encode`` computes once per batch of objects (not part of the state dict).
+
+    latent: (SB*NS, C, H', W'); rot: (SB, NS, 3, 3) world->camera; trans: (SB, NS, 3);
+    focal: (SB, 2) as (fx, fy); center: (SB, 2) as (cx, cy); image_size: (W, H).
+    """
+
+    latent: torch.Tensor
+    rot: torch.Tensor
+    trans: torch.Tensor
+    focal: torch.Tensor
+    center: torch.Tensor
+    image_size: tuple[int, int]
+
+    @property
+    def num_objects(self) -> int:
+        return self.rot.shape[0]
+
+    @property
+    def num_views(self) -> int:
+        return self.rot.shape[1]
+
+
+def per_object_pairs(
+    value: torch.Tensor | float | None,
+    num_objects: int,
+    default: tuple[float, float],
+    name: str,
+    device: torch.device,
+) -> torch.Tensor:
+    """Broadcast focal or principal point to (SB, 2).
+
+    Accepts None (-> ``default``), a scalar (same x and y), ``(SB,)`` (per object, x = y),
+    ``(2,)`` for a principal point (x, y for all objects) or ``(SB, 2)``.
+    """
+    if value is None:
+        return torch.tensor(default, dtype=torch.float32, device=device).expand(num_objects, 2)
+    value = torch.as_tensor(value, dtype=torch.float32, device=device)
+    if value.dim() == 0:
+        return value.expand(num_objects, 2)
+    if value.dim() == 1 and name == "c" and value.shape[0] == 2:
+        return value.expand(num_objects, 2)
+    if value.dim() == 1 and value.shape[0] in (1, num_objects):
+        return value.unsqueeze(-1).expand(num_objects, 2)
+    if value.dim() == 2 and value.shape[-1] == 2 and value.shape[0] in (1, num_objects):
+        return value.expand(num_objects, 2)
+    raise PipelineError(f"{name} of shape {tuple(value.shape)} does not fit {num_objects} objects")
+
+
+class PixelNeRF(nn.Module):
+    """The published PixelNeRFNet with the same state-dict keys: ``encoder.model.*``,
+    ``code._freqs``, ``code._phases``, ``mlp_coarse.*``, ``mlp_fine.*``.
+    """
+
+    def __init__(self, cfg: dict, pretrained_encoder: bool | None = None) -> None:
+        super().__init__()
+        if not cfg.get("use_encoder", True):
+            raise PipelineError("model.use_encoder = false is not supported")
+        if cfg.get("use_global_encoder", False):
+            raise PipelineError("model.use_global_encoder = true is not supported")
+        self.use_xyz = bool(cfg.get("use_xyz", False))
+        self.normalize_z = bool(cfg.get("normalize_z", True))
+        self.use_code = bool(cfg.get("use_code", False))
+        self.use_viewdirs = bool(cfg.get("use_viewdirs", False))
+        self.use_code_viewdirs = bool(cfg.get("use_code_viewdirs", True))
+        self.stop_encoder_grad = bool(cfg.get("stop_encoder_grad", False))
+
+        encoder_cfg = dict(cfg.get("encoder", {}))
+        if pretrained_encoder is not None:
+            encoder_cfg["pretrained"] = pretrained_encoder
+        self.encoder = SpatialEncoder.from_config(encoder_cfg)
+        d_in = 3 if self.use_xyz else 1
+        if self.use_viewdirs and self.use_code_viewdirs:
+            d_in += 3
+        if self.use_code:
+            self.code = PositionalEncoding.from_config(dict(cfg.get("code", {})), d_in=d_in)
+            d_in = self.code.d_out
+        if self.use_viewdirs and not self.use_code_viewdirs:
+            d_in += 3
+        d_latent = self.encoder.latent_size
+        self.mlp_coarse = ResnetFC.from_config(dict(cfg["mlp_coarse"]), d_in, d_latent, RGB_SIGMA)
+        fine_cfg = dict(cfg.get("mlp_fine", {"type": "empty"}))
+        self.mlp_fine = (
+            None
+            if fine_cfg.get("type") == "empty"
+            else ResnetFC.from_config(fine_cfg, d_in, d_latent, RGB_SIGMA)
+        )
+        self.sources: SourceViews | None = None
+
+    @classmethod
+    def from_config(cls, cfg: dict, pretrained_encoder: bool | None = None) -> PixelNeRF:
+        """cfg: the ``model`` mapping, keys exactly as in the published ``.conf`` files.
+
+        ``pretrained_encoder=False`` skips the ImageNet weights whatever the config says
+        (for a model about to load a checkpoint, which overwrites them anyway).
+        """
+        return cls(dict(cfg), pretrained_encoder)
+
+    def encode(
+        self,
+        images: torch.Tensor,
+        poses: torch.Tensor,
+        focal: torch.Tensor | float,
+        c: torch.Tensor | None = None,
+    ) -> SourceViews:
+        """Encode the source views of a batch of objects.
+
+        images: (SB, NS, 3, H, W) in [-1, 1]; poses: (SB, NS, 4, 4) camera->world;
+        focal: scalar, (SB,) or (SB, 2); c: None (image centre), (2,) or (SB, 2).
+        """
+        if images.dim() != 5 or poses.shape[:2] != images.shape[:2]:
+            raise PipelineError(
+                f"encode needs images (SB, NS, 3, H, W) and poses (SB, NS, 4, 4), got "
+                f"{tuple(images.shape)} and {tuple(poses.shape)}"
+            )
+        num_objects, num_views, _, height, width = images.shape
+        latent = self.encoder(images.reshape(num_objects * num_views, *images.shape[2:]))
+        if self.stop_encoder_grad:
+            latent = latent.detach()
+        rot = poses[..., :3, :3].transpose(-1, -2)  # world->camera rotation R^T
+        trans = -(rot @ poses[..., :3, 3:])[..., 0]  # -R^T t
+        device = images.device
+        self.sources = SourceViews(
+            latent=latent,
+            rot=rot,
+            trans=trans,
+            focal=per_object_pairs(focal, num_objects, (0.0, 0.0), "focal", device),
+            center=per_object_pairs(c, num_objects, (width * 0.5, height * 0.5), "c", device),
+            image_size=(width, height),
+        )
+        return self.sources
+
+    def point_inputs(
+        self, xyz: torch.Tensor, viewdirs: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per source view: the MLP's point code and the pixel coordinates of each point.
+
+        xyz: (SB, B, 3) world points; viewdirs: (SB, B, 3) or None ->
+        code (SB, NS, B, d_in), uv (SB, NS, B, 2).
+        """
+        src = self.sources
+        xyz_rot = torch.einsum("snij,sbj->snbi", src.rot, xyz)  # (SB, NS, B, 3)
+        xyz_cam = xyz_rot + src.trans[:, :, None, :]
+        point = xyz_rot if self.normalize_z else xyz_cam
+        if not self.use_xyz:
+            point = -point[..., 2:]
+        parts = [point]
+        if self.use_viewdirs:
+            if viewdirs is None:
+                raise PipelineError("this model uses view directions: pass viewdirs")
+            parts.append(torch.einsum("snij,sbj->snbi", src.rot, viewdirs))
+        if self.use_code and self.use_code_viewdirs:
+            code = self._encode(torch.cat(parts, dim=-1))
+        elif self.use_code:
+            code = torch.cat([self._encode(parts[0])] + parts[1:], dim=-1)
+        else:
+            code = torch.cat(parts, dim=-1)
+        focal_xy = src.focal * src.focal.new_tensor([1.0, -1.0])  # image y points down
+        uv = -xyz_cam[..., :2] / xyz_cam[..., 2:] * focal_xy[:, None, None, :]
+        uv = uv + src.center[:, None, None, :]
+        return code, uv
+
+    def _encode(self, values: torch.Tensor) -> torch.Tensor:
+        """Positional code of (..., d) -> (..., d_out)."""
+        return self.code(values.reshape(-1, values.shape[-1])).reshape(*values.shape[:-1], -1)
+
+    def forward(
+        self, xyz: torch.Tensor, coarse: bool = True, viewdirs: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """xyz: (SB, B, 3), viewdirs: (SB, B, 3) -> (SB, B, 4): rgb in [0, 1], sigma >= 0."""
+        if self.sources is None:
+            raise PipelineError("call model.encode(...) before querying points")
+        src = self.sources
+        num_objects, num_points, _ = xyz.shape
+        code, uv = self.point_inputs(xyz, viewdirs)
+        latent = self.encoder.index(
+            src.latent, uv.reshape(num_objects * src.num_views, num_points, 2), src.image_size
+        )  # (SB*NS, C, B)
+        latent = latent.reshape(num_objects, src.num_views, -1, num_points).transpose(-1, -2)
+        mlp = self.mlp_coarse if coarse or self.mlp_fine is None else self.mlp_fine
+        out = mlp(latent, code)
+        return torch.cat((torch.sigmoid(out[..., :3]), torch.relu(out[..., 3:])), dim=-1)

@@ -1,0 +1,6 @@
+"""Rendering: rays of images, depth samplers, compositing and the chunked renderer."""
+
+from pixelnerf.render.rays import image_rays, pixel_directions
+from pixelnerf.render.renderer import Renderer, RendererConfig, alpha_composite
+
+__all__ = ["Renderer", "RendererConfig", "alpha_composite", "image_rays", "pixel_directions"]

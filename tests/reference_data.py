@@ -1,0 +1,79 @@
+"""Reading a reference set (see ../shared/reference/README.md) into our objects.
+
+Everything here is driven by the files: the model settings come from model_config.json,
+the weights from the README's deterministic rule, the inputs from model_forward.npz.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixelnerf.model import PixelNeRF
+
+LIN_OUT_GAIN = 40.0
+
+
+def deterministic_value(index: int, key: str, tensor: torch.Tensor) -> torch.Tensor | None:
+    """The README's value for the ``index``-th key (sorted order), or None to keep it as built."""
+    if not tensor.is_floating_point():
+        return None
+    count = tensor.numel()
+    s = np.sin((0.37 + 0.011 * index) * np.arange(count, dtype=np.float64) + 1.3 * index)
+    s = s.reshape(tuple(tensor.shape))
+    if key.endswith("running_var"):
+        value = 1.0 + 0.5 * s**2
+    elif key.endswith("running_mean"):
+        value = 0.05 * s
+    elif key.endswith("bias"):
+        value = 0.02 * s
+    elif key.endswith("weight") and tensor.dim() >= 2:
+        fan_in = count / tensor.shape[0]
+        value = s / np.sqrt(fan_in) * (LIN_OUT_GAIN if "lin_out" in key else 1.0)
+    elif key.endswith("weight"):
+        value = 1.0 + 0.1 * s
+    else:
+        return None
+    return torch.from_numpy(value).to(tensor.dtype)
+
+
+def fill_deterministic(model: torch.nn.Module) -> torch.nn.Module:
+    """Overwrite every floating-point state-dict entry by the README's rule."""
+    state = model.state_dict()
+    filled = {}
+    for index, key in enumerate(sorted(state)):
+        value = deterministic_value(index, key, state[key])
+        filled[key] = state[key] if value is None else value
+    model.load_state_dict(filled)
+    return model
+
+
+def model_config(root: Path) -> dict:
+    return json.loads((root / "model_config.json").read_text())
+
+
+def reference_model(root: Path, device: torch.device) -> PixelNeRF:
+    model = PixelNeRF.from_config(model_config(root)["model"])
+    return fill_deterministic(model).to(device).eval()
+
+
+def optional(array: np.ndarray) -> torch.Tensor | None:
+    """The README's encoding of 'none': an array with no elements."""
+    return None if array.size == 0 else torch.from_numpy(array)
+
+
+def parse_state_dict_listing(path: Path) -> dict[str, tuple[list[int], torch.dtype]]:
+    """``key [d0, d1] dtype`` per line -> {key: (shape, dtype)}."""
+    listing = {}
+    for line in path.read_text().splitlines():
+        match = re.fullmatch(r"(\S+) \[([0-9, ]*)\] (\w+)", line.strip())
+        if match is None:
+            continue
+        key, dims, dtype = match.groups()
+        shape = [int(d) for d in dims.split(",") if d.strip()]
+        listing[key] = (shape, getattr(torch, dtype))
+    return listing

@@ -1,0 +1,55 @@
+"""The network against the reference vectors computed with the published implementation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from reference_data import optional, reference_model
+
+NETWORK_ATOL = 1e-4
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(scope="module")
+def vectors(reference_root):
+    with np.load(reference_root / "model_forward.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+def encoded_model(reference_root, vectors, device):
+    model = reference_model(reference_root, torch.device(device))
+    c = optional(vectors["c"])
+    with torch.no_grad():
+        model.encode(
+            torch.from_numpy(vectors["images"]).to(device),
+            torch.from_numpy(vectors["poses"]).to(device),
+            torch.from_numpy(vectors["focal"]).to(device),
+            None if c is None else c.to(device),
+        )
+    return model
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_latent_matches(reference_root, vectors, device):
+    model = encoded_model(reference_root, vectors, device)
+    latent = model.sources.latent[:, :, ::5, ::5].cpu().numpy()
+    expected = vectors["latent_sub"]
+    assert latent.shape == expected.shape
+    np.testing.assert_allclose(latent, expected, rtol=0, atol=NETWORK_ATOL)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("coarse", [True, False], ids=["coarse", "fine"])
+def test_network_outputs_match(reference_root, vectors, device, coarse):
+    model = encoded_model(reference_root, vectors, device)
+    with torch.no_grad():
+        out = model(
+            torch.from_numpy(vectors["xyz"]).to(device),
+            coarse=coarse,
+            viewdirs=torch.from_numpy(vectors["viewdirs"]).to(device),
+        )
+    expected = vectors["out_coarse" if coarse else "out_fine"]
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out.cpu().numpy(), expected, rtol=0, atol=NETWORK_ATOL)
