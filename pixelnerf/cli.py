@@ -16,10 +16,20 @@ from pixelnerf.errors import PipelineError
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("pixelnerf.bench", "rendering throughput per precision against the reference path"),
+    "validate-data": ("pixelnerf.data.validate", "list every bad file of a dataset in one pass"),
+    "synth-demo": ("pixelnerf.data.demo", "write the embedded demo dataset (DVR layout)"),
+    "split": ("pixelnerf.split", "write an experiment's seeded unseen-category split lists"),
     "metrics": ("pixelnerf.evaluate_metrics", "PSNR, SSIM, LPIPS per object of a render shard"),
     "table": ("pixelnerf.evaluate_table", "the table beside the paper's numbers"),
     "approx-summary": ("pixelnerf.evaluate_approx", "approximate evaluation: means, 95% CI"),
     "render": ("pixelnerf.render_objects", "render the target views of one shard of test objects"),
+    "figure": ("pixelnerf.figures", "renders beside ground truth for the report"),
+    "provenance": ("pixelnerf.provenance", "git commit, configs, versions, device, stage times"),
+    "download": ("pixelnerf.download.cli", "fetch, verify and extract one entry of sources.yaml"),
+    "train": ("pixelnerf.train.cli", "train one experiment to its step budget (resumes by itself)"),
+    "video": ("pixelnerf.video.cli", "novel views of an object along the published camera path"),
+    "real": ("pixelnerf.real.cli", "photos of cars: segment, normalise, render a turntable"),
 }
 
 

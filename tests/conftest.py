@@ -10,6 +10,14 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-slurm",
+        action="store_true",
+        help="skip tests/test_slurm.py (a real one-node SLURM cluster: root, minutes); CI runs it",
+    )
+
+
 def reference_dir() -> Path:
     """The reference set: $PIXELNERF_REFERENCE_DIR, default ../shared/reference."""
     configured = os.environ.get("PIXELNERF_REFERENCE_DIR")
@@ -25,5 +33,47 @@ def reference_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def vectors(reference_root):
+    """The arrays of the reference set's model_forward.npz."""
+    from reference_data import load_vectors
+
+    return load_vectors(reference_root)
+
+
+@pytest.fixture(scope="session")
+def trained_demo(tmp_path_factory):
+    """A tiny model trained on tiny demo data for a few hundred seeded steps (CPU, ~1 min).
+
+    Returns ``(experiment, paths, summary)``; shared by the learning and precision tests.
+    """
+    import torch
+    from train_helpers import LEARN_STEPS, make_experiment
+
+    from pixelnerf.config import load_experiment
+    from pixelnerf.train.loop import RunPaths, train
+
+    work, config = make_experiment(
+        tmp_path_factory.mktemp("learns"), PROJECT_ROOT,
+        # Uniform rays from the start (no bbox phase): the background is part of the target,
+        # so the start loss is that of an untrained network on whole images.
+        train={"steps": LEARN_STEPS, "no_bbox_step": 0, "rays_per_object": 128, "lr": 2e-3,
+               "checkpoint_every": 100, "val_every": 50, "vis_every": 100},
+    )
+    experiment = load_experiment(config)
+    paths = RunPaths(checkpoints=work / "ckpt", out=work / "out")
+    summary = train(experiment, work / "data", paths, torch.device("cpu"))
+    return experiment, paths, summary
+
+
+@pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture(autouse=True)
+def full_fp32():
+    """Plain fp32 everywhere (cuDNN would otherwise use TF32 convolutions on CUDA)."""
+    from pixelnerf.render.precision import tf32_allowed
+
+    with tf32_allowed(False):
+        yield

@@ -16,6 +16,14 @@ import torch
 from pixelnerf.model import PixelNeRF
 
 LIN_OUT_GAIN = 40.0
+# Parity runs wherever a device is present; CUDA joins when the machine has one.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def load_vectors(root: Path) -> dict[str, np.ndarray]:
+    """Every array of model_forward.npz."""
+    with np.load(root / "model_forward.npz") as data:
+        return {key: data[key] for key in data.files}
 
 
 def deterministic_value(index: int, key: str, tensor: torch.Tensor) -> torch.Tensor | None:

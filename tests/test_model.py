@@ -124,3 +124,19 @@ def test_first_pool_changes_deeper_levels_only():
     assert pooled.shape == unpooled.shape == (1, 512, 16, 16)
     torch.testing.assert_close(pooled[:, :64], unpooled[:, :64])
     assert not torch.allclose(pooled[:, 64:], unpooled[:, 64:])
+
+
+def test_bilinear_rows_equal_grid_sample_everywhere():
+    from pixelnerf.model.encoder import bilinear_rows, channels_last_table
+
+    generator = torch.Generator().manual_seed(0)
+    feature_map = torch.randn(3, 5, 6, 7, generator=generator)
+    grid = torch.rand(3, 200, 2, generator=generator) * 3 - 1.5  # inside and beyond the border
+    grid[0, :4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [0.0, 1.0]])  # edges
+    grid[1, :3] = torch.tensor([[float("nan"), 0.0], [float("inf"), 0.2], [0.1, -float("inf")]])
+    expected = torch.nn.functional.grid_sample(
+        feature_map, grid.unsqueeze(2), mode="bilinear", padding_mode="border",
+        align_corners=True,
+    )[..., 0].transpose(1, 2)
+    rows = bilinear_rows(channels_last_table(feature_map), grid, 6, 7)
+    torch.testing.assert_close(rows, expected, rtol=0, atol=1e-6)

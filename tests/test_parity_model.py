@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from reference_data import optional, reference_model
+from reference_data import DEVICES, optional, reference_model
 
 NETWORK_ATOL = 1e-4
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.fixture(scope="module")
-def vectors(reference_root):
-    with np.load(reference_root / "model_forward.npz") as data:
-        return {key: data[key] for key in data.files}
 
 
 def encoded_model(reference_root, vectors, device):

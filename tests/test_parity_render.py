@@ -5,20 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from reference_data import model_config, optional, reference_model
+from reference_data import DEVICES, model_config, optional, reference_model
 
 import pixelnerf.render as R
 
 RAYS_ATOL = 1e-6
 COMPOSITE_ATOL = 1e-5
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.fixture(scope="module")
-def vectors(reference_root):
-    with np.load(reference_root / "model_forward.npz") as data:
-        return {key: data[key] for key in data.files}
 
 
 def target_rays(vectors, device) -> torch.Tensor:

@@ -7,6 +7,7 @@ block adds a projection of the pixel-aligned latent (``lin_z``).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pixelnerf.errors import PipelineError
@@ -94,16 +95,41 @@ class ResnetFC(nn.Module):
             combine_type=str(cfg.get("combine_type", "average")),
         )
 
-    def forward(self, latent: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
-        """latent: (SB, NS, B, d_latent) or None; x: (SB, NS, B, d_in) -> (SB, B, d_out)."""
+    def latent_terms(self, latent_map: torch.Tensor) -> torch.Tensor:
+        """Every ``lin_z`` layer applied to every cell of a latent map.
+
+        latent_map: (N, d_latent, H', W') -> (N, n_lin_z * d_hidden, H', W'). Bilinear
+        sampling is linear with weights summing to one, so sampling this map at a point
+        equals applying the ``lin_z`` layers to the latent sampled there: a map of about a
+        thousand cells replaces a matmul per queried point.
+        """
+        weight = torch.cat([layer.weight for layer in self.lin_z])[:, :, None, None]
+        bias = torch.cat([layer.bias for layer in self.lin_z])
+        return F.conv2d(latent_map, weight, bias)
+
+    def forward(
+        self,
+        latent: torch.Tensor | None,
+        x: torch.Tensor,
+        latent_terms: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """latent: (SB, NS, B, d_latent) or None; x: (SB, NS, B, d_in) -> (SB, B, d_out).
+
+        ``latent_terms`` (SB, NS, B, n_lin_z * d_hidden), sampled from :meth:`latent_terms`,
+        replaces ``latent`` with the same result.
+        """
+        if latent_terms is not None:
+            terms = latent_terms.split(self.lin_in.out_features, dim=-1)
+        else:
+            terms = [layer(latent) for layer in self.lin_z] if latent is not None else []
         h = self.lin_in(x)
         reduced = False
         for index, block in enumerate(self.blocks):
             if index == self.combine_layer:
                 h = reduce_views(h, self.combine_type)
                 reduced = True
-            if latent is not None and index < len(self.lin_z):
-                h = h + self.lin_z[index](latent)
+            if index < len(terms):
+                h = h + terms[index]
             h = block(h)
         if not reduced:
             # The published code never reduces when combine_layer >= n_blocks, which is only

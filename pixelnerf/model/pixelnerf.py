@@ -6,13 +6,13 @@ encode (encoder -> latent, world->camera transforms) ; forward -> project -> ind
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from pixelnerf.errors import PipelineError
-from pixelnerf.model.encoder import SpatialEncoder
+from pixelnerf.model.encoder import SpatialEncoder, bilinear_rows, channels_last_table
 from pixelnerf.model.encoding import PositionalEncoding
 from pixelnerf.model.mlp import ResnetFC
 
@@ -25,6 +25,10 @@ class SourceViews:
 
     latent: (SB*NS, C, H', W'); rot: (SB, NS, 3, 3) world->camera; trans: (SB, NS, 3);
     focal: (SB, 2) as (fx, fy); center: (SB, 2) as (cx, cy); image_size: (W, H).
+    latent_terms: the MLPs' ``lin_z`` layers folded into the latent map, per MLP name
+    (``"coarse"``, ``"fine"``): (SB*NS, n_lin_z * d_hidden, H', W'); empty until
+    :meth:`PixelNeRF.fold_latent_terms`. tables: the same maps channels-last
+    ((SB*NS*H'*W', C), see ``encoder.bilinear_rows``), made on first use at inference.
     """
 
     latent: torch.Tensor
@@ -33,6 +37,8 @@ class SourceViews:
     focal: torch.Tensor
     center: torch.Tensor
     image_size: tuple[int, int]
+    latent_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    tables: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def num_objects(self) -> int:
@@ -186,6 +192,48 @@ class PixelNeRF(nn.Module):
         """Positional code of (..., d) -> (..., d_out)."""
         return self.code(values.reshape(-1, values.shape[-1])).reshape(*values.shape[:-1], -1)
 
+    def mlp(self, coarse: bool) -> tuple[str, ResnetFC]:
+        """The MLP a query uses (the coarse one also serves fine queries when there is no fine)."""
+        if coarse or self.mlp_fine is None:
+            return "coarse", self.mlp_coarse
+        return "fine", self.mlp_fine
+
+    def fold_latent_terms(self) -> None:
+        """Precompute, for the encoded views, the ``lin_z`` layers on the whole latent map.
+
+        Queries then sample that map instead of multiplying each point's latent: the same
+        result (to float rounding) for about a quarter fewer FLOPs a point. For inference.
+        """
+        src = self.sources
+        if src is None:
+            raise PipelineError("call model.encode(...) before fold_latent_terms()")
+        for coarse in (True, False):
+            name, mlp = self.mlp(coarse)
+            if name not in src.latent_terms and len(mlp.lin_z) > 0:
+                src.latent_terms[name] = mlp.latent_terms(src.latent)
+
+    def sample_features(
+        self, map_name: str, feature_map: torch.Tensor, uv: torch.Tensor
+    ) -> torch.Tensor:
+        """Features of ``feature_map`` (SB*NS, C, H', W') at pixels uv (SB, NS, B, 2)
+        -> (SB, NS, B, C).
+
+        Inference takes channels-last rows (same values, several times faster on CPU);
+        training keeps ``grid_sample``, whose gradients the published training used.
+        """
+        src = self.sources
+        num_objects, num_views, num_points, _ = uv.shape
+        flat_uv = uv.reshape(num_objects * num_views, num_points, 2)
+        map_size = tuple(feature_map.shape[-2:])
+        if torch.is_grad_enabled() or not self.encoder.rows_supported(map_size):
+            sampled = self.encoder.index(feature_map, flat_uv, src.image_size)  # (N, C, B)
+            return sampled.reshape(num_objects, num_views, -1, num_points).transpose(-1, -2)
+        if map_name not in src.tables:
+            src.tables[map_name] = channels_last_table(feature_map)
+        grid = self.encoder.to_grid(flat_uv, map_size, src.image_size)
+        rows = bilinear_rows(src.tables[map_name], grid, *map_size)
+        return rows.reshape(num_objects, num_views, num_points, -1)
+
     def forward(
         self, xyz: torch.Tensor, coarse: bool = True, viewdirs: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -195,10 +243,9 @@ class PixelNeRF(nn.Module):
         src = self.sources
         num_objects, num_points, _ = xyz.shape
         code, uv = self.point_inputs(xyz, viewdirs)
-        latent = self.encoder.index(
-            src.latent, uv.reshape(num_objects * src.num_views, num_points, 2), src.image_size
-        )  # (SB*NS, C, B)
-        latent = latent.reshape(num_objects, src.num_views, -1, num_points).transpose(-1, -2)
-        mlp = self.mlp_coarse if coarse or self.mlp_fine is None else self.mlp_fine
-        out = mlp(latent, code)
+        name, mlp = self.mlp(coarse)
+        folded = src.latent_terms.get(name)
+        map_name, feature_map = ("latent", src.latent) if folded is None else (name, folded)
+        sampled = self.sample_features(map_name, feature_map, uv)  # (SB, NS, B, C)
+        out = mlp(sampled, code) if folded is None else mlp(None, code, latent_terms=sampled)
         return torch.cat((torch.sigmoid(out[..., :3]), torch.relu(out[..., 3:])), dim=-1)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.render.precision import check_precision, network_precision, resolve_precision
 from pixelnerf.render.sampling import depths_around, importance_depths, stratified_depths
 
 # Bytes of activations one point costs per source view in one network call (fp32 inference,
@@ -27,8 +28,10 @@ TRANSMITTANCE_EPS = 1e-10  # the published code adds it to 1 - alpha
 
 @dataclass(frozen=True)
 class RendererConfig:
-    """The published renderer keys with their published defaults, plus ``chunk_points``
-    (network points a call; None = sized from the device)."""
+    """The published renderer keys with their published defaults, plus how to evaluate:
+    ``chunk_points`` (network points a call; None = sized from the device), ``precision``
+    (fp32 | tf32 | bf16 | auto) and ``fold_latent`` (fold ``lin_z`` into the latent map at
+    inference, see ``PixelNeRF.fold_latent_terms``)."""
 
     n_coarse: int = 64
     n_fine: int = 32
@@ -38,6 +41,8 @@ class RendererConfig:
     white_bkgd: bool = True
     lindisp: bool = False
     chunk_points: int | None = None
+    precision: str = "fp32"
+    fold_latent: bool = True
 
     @classmethod
     def from_mapping(cls, cfg: dict) -> RendererConfig:
@@ -50,6 +55,7 @@ class RendererConfig:
         config = cls(**{key: value for key, value in cfg.items() if key in known})
         if config.n_fine_depth > config.n_fine:
             raise PipelineError("renderer.n_fine_depth cannot exceed renderer.n_fine")
+        check_precision(config.precision)
         return config
 
 
@@ -107,15 +113,19 @@ class Renderer(nn.Module):
         self, model: nn.Module, points: torch.Tensor, viewdirs: torch.Tensor, coarse: bool
     ) -> torch.Tensor:
         """Network outputs in chunks: points, viewdirs (SB, P, 3) -> (SB, P, 4)."""
-        per_object = max(1, -(-self.chunk_points(model, points.device) // points.shape[0]))
-        outputs = [
-            model(xyz, coarse=coarse, viewdirs=dirs)
-            for xyz, dirs in zip(
-                torch.split(points, per_object, dim=1),
-                torch.split(viewdirs, per_object, dim=1),
-                strict=True,
-            )
-        ]
+        device = points.device
+        per_object = max(1, -(-self.chunk_points(model, device) // points.shape[0]))
+        if self.config.fold_latent and not model.training and hasattr(model, "fold_latent_terms"):
+            model.fold_latent_terms()  # inference only: training keeps the published graph
+        with network_precision(resolve_precision(self.config.precision, device), device):
+            outputs = [
+                model(xyz, coarse=coarse, viewdirs=dirs).float()
+                for xyz, dirs in zip(
+                    torch.split(points, per_object, dim=1),
+                    torch.split(viewdirs, per_object, dim=1),
+                    strict=True,
+                )
+            ]
         return torch.cat(outputs, dim=1)
 
     def composite(
@@ -136,8 +146,8 @@ class Renderer(nn.Module):
         if self.training and self.config.noise_std > 0.0:
             sigma = sigma + torch.randn_like(sigma) * self.config.noise_std
         weights, rgb, depth = alpha_composite(
-            sigma.float(),
-            out[..., :3].float(),
+            sigma,
+            out[..., :3],
             z_samp.reshape(-1, num_samples),
             rays.reshape(-1, 8)[:, 7:8],
             self.config.white_bkgd,

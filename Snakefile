@@ -1,0 +1,27 @@
+# pixelNeRF from data to the paper's tables: `snakemake --cores N results/tables/<exp>.csv`.
+# This file only wires the stages; config/README.md documents every key.
+from snakemake.utils import min_version
+
+min_version("8.10")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/render.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/videos.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,268 @@
+"""`pixelnerf bench`: rendering throughput at the published sn64 model size.
+
+run -> bench_scene -> measure (per path) -> render_objects.render_views. Weights are
+random (speed does not depend on them). The reference path is the spec's loop: one object
+at a time, fp32, 50,000-ray batches of 50,000-point network calls, no folding. The fast
+paths are the project's own settings per precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import time
+from dataclasses import dataclass
+
+import torch
+
+from pixelnerf.config import PROJECT_ROOT, load_experiment, section
+from pixelnerf.device import resolve_device
+from pixelnerf.model import PixelNeRF
+from pixelnerf.protocol import ViewSelection
+from pixelnerf.render import Renderer
+from pixelnerf.render.precision import bf16_supported
+from pixelnerf.render_objects import Cameras, render_views
+
+# The paper's sn64 evaluation: objects x target views x pixels (spec section 5).
+SN64_OBJECTS = 8762
+SN64_TARGET_VIEWS = 23
+SN64_IMAGE_SIDE = 64
+PUBLISHED_RAY_BATCH = 50000  # eval.py's ray batch, also its network batch in points
+# NMR camera set-up for the synthetic scene: focal per pixel of width, distance, bounds.
+FOCAL_PER_WIDTH = 0.875
+CAMERA_RADIUS = 2.73
+NEAR, FAR = 1.2, 4.0
+# Dense peak TFLOP/s by GPU name fragment and precision (vendor data sheets, SXM parts).
+PEAK_TFLOPS = {
+    "H100": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4},
+    "H200": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4},
+    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
+}
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    label: str
+    rays: int
+    seconds: float
+    flop_per_ray: float
+    points_per_ray: int
+    peak_memory_bytes: int
+    peak_tflops: float | None
+
+    @property
+    def rays_per_second(self) -> float:
+        return self.rays / self.seconds
+
+    @property
+    def tflops(self) -> float:
+        return self.rays_per_second * self.flop_per_ray / 1e12
+
+    @property
+    def projected_sn64_seconds(self) -> float:
+        rays = SN64_OBJECTS * SN64_TARGET_VIEWS * SN64_IMAGE_SIDE**2
+        return rays / self.rays_per_second
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=str(PROJECT_ROOT / "config/experiments/sn64.yaml"),
+        help="experiment whose model and renderer are measured (default sn64)",
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--objects",
+        type=int,
+        default=None,
+        help="objects rendered per path (default: 16 on GPU, 1 on CPU)",
+    )
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=None,
+        help="target views per object (default: 23 on GPU, 1 on CPU)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side of the square views (default: 64 on GPU, 32 on CPU)",
+    )
+    parser.add_argument(
+        "--paths", default=None, help="comma-separated subset of: reference, fp32, tf32, bf16"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def network_flop_per_ray(model: PixelNeRF, renderer: Renderer, num_views: int) -> float:
+    """Multiply-adds x 2 of the unfolded network for one ray (coarse + fine samples)."""
+
+    def per_point(coarse: bool) -> float:
+        _, mlp = model.mlp(coarse)
+        width = mlp.lin_in.out_features
+        per_view = mlp.lin_in.in_features * width + len(mlp.lin_z) * mlp.d_latent * width
+        per_view += min(mlp.combine_layer, mlp.n_blocks) * 2 * width * width
+        shared = max(mlp.n_blocks - mlp.combine_layer, 0) * 2 * width * width
+        return 2.0 * (num_views * per_view + shared + width * mlp.lin_out.out_features)
+
+    cfg = renderer.config
+    return cfg.n_coarse * per_point(True) + (cfg.n_coarse + cfg.n_fine) * per_point(False)
+
+
+def bench_scene(num_objects: int, num_views: int, side: int, seed: int):
+    """Seeded random images with NMR-like cameras: one source view (0), ``num_views`` targets."""
+    generator = torch.Generator().manual_seed(seed)
+    scene = []
+    for _ in range(num_objects):
+        count = num_views + 1
+        azimuth = torch.rand(count, generator=generator) * 2 * math.pi
+        elevation = (torch.rand(count, generator=generator) - 0.5) * 0.8
+        poses = torch.stack(
+            [_look_at(a.item(), e.item()) for a, e in zip(azimuth, elevation, strict=True)]
+        )
+        images = torch.rand(count, 3, side, side, generator=generator) * 2 - 1
+        cameras = Cameras(poses, torch.tensor(FOCAL_PER_WIDTH * side), None, NEAR, FAR)
+        scene.append((images, cameras, ViewSelection((0,), tuple(range(1, count)))))
+    return scene
+
+
+def _look_at(azimuth: float, elevation: float) -> torch.Tensor:
+    eye = CAMERA_RADIUS * torch.tensor(
+        [
+            math.cos(elevation) * math.sin(azimuth),
+            math.sin(elevation),
+            math.cos(elevation) * math.cos(azimuth),
+        ]
+    )
+    back = eye / eye.norm()
+    right = torch.linalg.cross(torch.tensor([0.0, 1.0, 0.0]), back)
+    right = right / right.norm()
+    pose = torch.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = (
+        right,
+        torch.linalg.cross(back, right),
+        back,
+        eye,
+    )
+    return pose
+
+
+def path_settings(path: str, rays_per_object: int) -> tuple[dict, int]:
+    """Renderer overrides and ray batch of a measured path."""
+    if path == "reference":
+        return {
+            "precision": "fp32",
+            "fold_latent": False,
+            "chunk_points": PUBLISHED_RAY_BATCH,
+        }, PUBLISHED_RAY_BATCH
+    return {"precision": path, "fold_latent": True, "chunk_points": None}, rays_per_object
+
+
+def measure(
+    model, renderer_cfg: dict, path: str, scene, device: torch.device, seed: int, peak: dict | None
+) -> BenchResult:
+    images, cameras, selection = scene[0]
+    overrides, ray_batch = path_settings(path, len(selection.targets) * images.shape[-1] ** 2)
+    renderer = Renderer.from_config({**renderer_cfg, **overrides})
+    render_views(
+        model,
+        renderer,
+        images,
+        cameras,
+        selection,
+        ray_batch,  # warm-up, untimed
+        torch.Generator(device).manual_seed(seed),
+        device,
+    )
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    rays = 0
+    for index, (images, cameras, selection) in enumerate(scene):
+        generator = torch.Generator(device).manual_seed(seed + index)
+        rgb = render_views(
+            model, renderer, images, cameras, selection, ray_batch, generator, device
+        )
+        rays += rgb.shape[0] * rgb.shape[1] * rgb.shape[2]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        memory = torch.cuda.max_memory_allocated(device)
+    else:
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    seconds = time.perf_counter() - start
+    precision = "fp32" if path == "reference" else path
+    return BenchResult(
+        label=path,
+        rays=rays,
+        seconds=seconds,
+        flop_per_ray=network_flop_per_ray(model, renderer, num_views=1),
+        points_per_ray=2 * renderer.config.n_coarse + renderer.config.n_fine,
+        peak_memory_bytes=memory,
+        peak_tflops=(peak or {}).get(precision),
+    )
+
+
+def default_paths(device: torch.device) -> list[str]:
+    paths = ["reference", "fp32"]
+    if device.type == "cuda":
+        paths.append("tf32")
+    if bf16_supported(device):
+        paths.append("bf16")
+    return paths
+
+
+def device_peak(device: torch.device) -> tuple[str, dict | None]:
+    if device.type != "cuda":
+        return f"CPU ({torch.get_num_threads()} threads)", None
+    name = torch.cuda.get_device_name(device)
+    return name, next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+
+
+def format_result(result: BenchResult, reference: BenchResult | None) -> str:
+    fraction = f"{result.tflops / result.peak_tflops:6.1%}" if result.peak_tflops else "   n/a"
+    ratio = f"{result.rays_per_second / reference.rays_per_second:5.2f}x" if reference else "  -  "
+    points_per_second = result.rays_per_second * result.points_per_ray
+    return (
+        f"{result.label:<10} {result.rays_per_second:>12,.0f} {points_per_second:>14,.0f} "
+        f"{result.tflops:>8.3f} {fraction:>8} {result.peak_memory_bytes / 2**30:>8.2f} "
+        f"{result.projected_sn64_seconds / 3600:>10.2f} {ratio:>8}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    on_gpu = device.type == "cuda"
+    objects = args.objects or (16 if on_gpu else 1)
+    views = args.views or (SN64_TARGET_VIEWS if on_gpu else 1)
+    side = args.image_size or (SN64_IMAGE_SIDE if on_gpu else 32)
+    experiment = load_experiment(args.config)
+    torch.manual_seed(args.seed)
+    model = PixelNeRF.from_config(section(experiment, "model"), pretrained_encoder=False)
+    model = model.to(device).eval()
+    renderer_cfg = section(experiment, "renderer")
+    scene = bench_scene(objects, views, side, args.seed)
+    name, peak = device_peak(device)
+    paths = args.paths.split(",") if args.paths else default_paths(device)
+    print(
+        f"device: {name}; torch {torch.__version__}; {objects} object(s) x {views} view(s) of "
+        f"{side}x{side}; model from {args.config}"
+    )
+    print(
+        f"{'path':<10} {'rays/s':>12} {'points/s':>14} {'TFLOP/s':>8} {'of peak':>8} "
+        f"{'mem GiB':>8} {'sn64 h':>10} {'vs ref':>8}"
+    )
+    reference = None
+    for path in paths:
+        result = measure(model, renderer_cfg, path, scene, device, args.seed, peak)
+        if path == "reference":
+            reference = result
+        print(format_result(result, reference), flush=True)
+    flop = network_flop_per_ray(model, Renderer.from_config(renderer_cfg), num_views=1)
+    print(
+        f"TFLOP/s counts the unfolded network's FLOPs (about {flop / 1e9:.2f} GFLOP a ray); "
+        "sn64 h projects rendering alone over 8,762 objects x 23 views at 64x64."
+    )
+    return 0

@@ -1,0 +1,77 @@
+"""``pixelnerf validate-data FMT ROOT``: list every bad file of a dataset in one pass.
+
+Every split the dataset has is opened without stopping at the first problem; each object
+is read view by view, and each problem (missing or unreadable image, a cameras.npz without
+a view's matrix, a list naming a missing object, an empty mask, ...) is printed on its own
+line. Exit status 0 when clean, 1 when any problem was found.
+Call chain: run -> find_problems -> open_dataset(..., strict=False).problems().
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pixelnerf.data import FORMATS, SPLITS, open_dataset
+from pixelnerf.errors import PipelineError
+
+
+def _split_exists(fmt: str, root: Path, split: str, list_prefix: str | None) -> bool:
+    """Whether ``split`` exists on disk for this format (so absent splits are not errors)."""
+    if fmt == "srn":
+        from pixelnerf.data.srn import split_folder
+
+        return split_folder(root, split).is_dir()
+    if fmt == "multi_obj":
+        return (root / split).is_dir()
+    from pixelnerf.data import LIST_PREFIX
+
+    prefix = list_prefix if list_prefix is not None else LIST_PREFIX[fmt]
+    return any((d / f"{prefix}{split}.lst").is_file() for d in root.iterdir() if d.is_dir())
+
+
+def find_problems(fmt: str, root: str | os.PathLike, list_prefix: str | None = None
+                  ) -> tuple[list[str], int]:
+    """Problems of every existing split of the dataset, each reported once, and the number
+    of splits checked. A dataset with no split at all is itself a problem."""
+    root = Path(root)
+    if fmt not in FORMATS:
+        raise PipelineError(f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt != "srn" and not root.is_dir():
+        raise PipelineError(f"dataset folder {root} does not exist")
+    options = {"strict": False}
+    if list_prefix is not None and fmt in ("dvr", "dvr_gen", "dvr_dtu"):
+        options["list_prefix"] = list_prefix
+    problems: list[str] = []
+    checked = 0
+    for split in SPLITS:
+        if not _split_exists(fmt, root, split, list_prefix):
+            continue
+        checked += 1
+        dataset = open_dataset(fmt, root, split, **options)
+        for problem in dataset.problems():
+            if problem not in problems:  # an object listed in val and test is reported once
+                problems.append(problem)
+    if checked == 0:
+        problems.append(f"dataset {root} has no split ({', '.join(SPLITS)}) in format {fmt}")
+    return problems, checked
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("format", choices=FORMATS, help="dataset format")
+    parser.add_argument("root", help="dataset root (for srn: e.g. data/srn/cars)")
+    parser.add_argument("--list-prefix", default=None,
+                        help="split-list prefix (default per format: softras_, gen_, new_)")
+
+
+def run(args: argparse.Namespace) -> int:
+    problems, checked = find_problems(args.format, args.root, args.list_prefix)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"validate-data: {len(problems)} problem(s) in {args.root}", file=sys.stderr)
+        return 1
+    print(f"validate-data: {args.root} is valid ({checked} split(s) checked)")
+    return 0

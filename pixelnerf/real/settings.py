@@ -1,0 +1,83 @@
+"""The ``real`` section of an experiment config (the model that renders real photos: srn_car).
+
+Every key is optional; the defaults are those of the published preprocessing
+(``scripts/preproc.py``) and ``eval/eval_real.py``:
+- ``size`` (128): side of the normalised square input image, in pixels.
+- ``minor_scale`` (4.37), ``major_scale`` (0.8): the crop's side is the larger of the minor
+  axis times ``minor_scale`` and the major axis times ``major_scale`` of the ellipse fitted to
+  the car's mask, centred on the ellipse; this fixes the car's size relative to the frame.
+- ``focal`` (131.25 px at ``size``), ``radius`` (1.3), ``z_near`` (0.8), ``z_far`` (1.8): the
+  assumed camera of the photo (looking at the origin from ``radius``) and the ray bounds.
+- ``elevation`` (0 degrees, negative above), ``frames`` (24), ``fps`` (15), ``quality`` (8):
+  the turntable video, starting at the photo's viewpoint.
+- ``stills`` (4): turntable frames, evenly spaced, also written as PNG images.
+- ``score_threshold`` (0.5), ``mask_threshold`` (0.5): Mask R-CNN detection score and mask
+  probability a car pixel needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pixelnerf.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class RealSettings:
+    size: int = 128
+    minor_scale: float = 4.37
+    major_scale: float = 0.8
+    focal: float = 131.25
+    radius: float = 1.3
+    z_near: float = 0.8
+    z_far: float = 1.8
+    elevation: float = 0.0
+    frames: int = 24
+    fps: float = 15.0
+    quality: float = 8.0
+    stills: int = 4
+    score_threshold: float = 0.5
+    mask_threshold: float = 0.5
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> RealSettings:
+        """Check and read a ``real`` mapping; a bad key or value is one error line."""
+        cfg = dict(cfg or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise PipelineError(f"real config has unknown key {unknown[0]!r} "
+                                f"(known: {', '.join(sorted(known))})")
+        for key, value in cfg.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise PipelineError(f"real.{key} must be a number, not {value!r}")
+        settings = cls(**cfg)
+        settings.check()
+        return settings
+
+    @classmethod
+    def of_experiment(cls, experiment: Mapping[str, Any]) -> RealSettings:
+        return cls.from_mapping(experiment.get("real"))
+
+    def check(self) -> None:
+        for key in ("size", "frames"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise PipelineError(f"real.{key} must be a positive integer, not {value!r}")
+        if not isinstance(self.stills, int) or not 0 <= self.stills <= self.frames:
+            raise PipelineError(f"real.stills must be an integer in [0, real.frames], "
+                                f"not {self.stills!r}")
+        for key in ("minor_scale", "major_scale", "focal", "radius", "fps"):
+            if getattr(self, key) <= 0:
+                raise PipelineError(f"real.{key} must be positive, not {getattr(self, key)!r}")
+        if not 0 < self.z_near < self.z_far:
+            raise PipelineError(f"real: want 0 < z_near < z_far, not {self.z_near}, {self.z_far}")
+        if not -90 < self.elevation < 90:
+            raise PipelineError(f"real.elevation must be in (-90, 90), not {self.elevation!r}")
+        if not 0 <= self.quality <= 10:
+            raise PipelineError(f"real.quality must be in [0, 10], not {self.quality!r}")
+        for key in ("score_threshold", "mask_threshold"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise PipelineError(f"real.{key} must be in [0, 1], not {getattr(self, key)!r}")

@@ -1,0 +1,69 @@
+"""Numeric precision of the network evaluation: fp32, TF32 (CUDA) or bf16 autocast.
+
+Sampling and compositing always stay in fp32; only the network's matmuls change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from pixelnerf.errors import PipelineError
+
+PRECISIONS = ("fp32", "tf32", "bf16", "auto")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` has fast bf16 matmuls (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    return False
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` itself if it is a known name, else one error line naming the key."""
+    if precision not in PRECISIONS:
+        choices = ", ".join(PRECISIONS)
+        raise PipelineError(f"renderer.precision must be one of {choices}, not {precision!r}")
+    return precision
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where the device computes it natively, else ``fp32``."""
+    check_precision(precision)
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if precision == "tf32" and device.type != "cuda":
+        return "fp32"  # TF32 is a CUDA tensor-core mode; CPUs compute fp32
+    return precision
+
+
+@contextlib.contextmanager
+def tf32_allowed(allowed: bool) -> Iterator[None]:
+    """Set CUDA's TF32 switches for matmuls and convolutions, restoring them afterwards.
+
+    cuDNN convolutions default to TF32, so plain fp32 has to turn it off explicitly.
+    """
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
+def network_precision(precision: str, device: torch.device) -> Iterator[None]:
+    """Evaluate the network under ``precision`` (already resolved) on ``device``."""
+    if precision == "bf16":
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            yield
+    else:
+        with tf32_allowed(precision == "tf32"):
+            yield

@@ -1,0 +1,11 @@
+"""Training: the published procedure (spec section 4), resumable to the step.
+
+Modules: ``config`` (the ``train`` section), ``sampling`` (objects, views, rays, jitter),
+``batches`` (decoded objects per step), ``objective`` (loss), ``checkpoint`` (save and
+resume), ``evaluate`` (validation loss), ``visualize`` (progress pictures), ``monitor``
+(CSV, TensorBoard, progress bar), ``loop`` (the run), ``cli`` (``pixelnerf train``).
+"""
+
+from pixelnerf.train.config import TrainConfig
+
+__all__ = ["TrainConfig"]

@@ -1,0 +1,40 @@
+"""``pixelnerf train``: train one experiment to its step budget, resuming by itself.
+
+Example::
+
+    pixelnerf train --config config/experiments/demo.yaml --data-root data \
+        --checkpoints checkpoints/demo --out results/demo/train --device auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pixelnerf.config import load_experiment
+from pixelnerf.device import resolve_device
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="experiment config (YAML)")
+    parser.add_argument("--data-root", required=True, help="folder holding the datasets")
+    parser.add_argument("--checkpoints", required=True,
+                        help="checkpoint folder of the experiment (resumed from when present)")
+    parser.add_argument("--out", required=True,
+                        help="results folder of the run: losses.csv, tb/, vis/, done.json")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="iteration budget (default: train.steps of the config)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pixelnerf.train.loop import RunPaths, train
+
+    experiment = load_experiment(args.config)
+    paths = RunPaths(checkpoints=Path(args.checkpoints), out=Path(args.out))
+    summary = train(experiment, args.data_root, paths, resolve_device(args.device),
+                    steps=args.steps)
+    print(json.dumps(summary))
+    return 0
+

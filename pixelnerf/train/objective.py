@@ -1,0 +1,79 @@
+"""The training objective: render a ray batch and compare with its colours.
+
+``batch_losses -> model.encode, renderer``; loss = MSE(coarse) + MSE(fine) on [0, 1]
+colours (the published ``lambda_coarse = lambda_fine = 1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from pixelnerf.train.sampling import RayBatch
+
+
+@dataclasses.dataclass
+class Losses:
+    """Scalar losses of one batch (0-dim tensors); ``fine`` is ``None`` without a fine pass."""
+
+    total: torch.Tensor
+    coarse: torch.Tensor
+    fine: torch.Tensor | None
+
+    def values(self) -> dict[str, float]:
+        """Plain floats (one device synchronisation for all of them)."""
+        parts = [self.total, self.coarse] + ([] if self.fine is None else [self.fine])
+        numbers = torch.stack([p.detach().float() for p in parts]).tolist()
+        out = {"loss": numbers[0], "loss_coarse": numbers[1]}
+        out["loss_fine"] = numbers[2] if self.fine is not None else math.nan
+        # PSNR of the pass that is reported as the render: fine when there is one.
+        out["psnr"] = psnr(out["loss_fine"] if self.fine is not None else out["loss_coarse"])
+        return out
+
+
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio in dB for colours in [0, 1]."""
+    return math.inf if mse <= 0 else -10.0 * math.log10(mse)
+
+
+def render_batch(model: Any, renderer: Any, batch: RayBatch,
+                 generator: torch.Generator | None) -> dict[str, dict[str, torch.Tensor]]:
+    """Encode the batch's source views and render its rays: the renderer's output dict."""
+    model.encode(batch.src_images, batch.src_poses, batch.focal, c=batch.c)
+    return renderer(model, batch.rays, generator=generator)
+
+
+def batch_losses(model: Any, renderer: Any, batch: RayBatch,
+                 generator: torch.Generator | None) -> Losses:
+    """MSE(coarse) + MSE(fine) of one batch, computed in float32."""
+    out = render_batch(model, renderer, batch, generator)
+    target = batch.target.float()
+    coarse = torch.mean((out["coarse"]["rgb"].float() - target) ** 2)
+    fine_out = out.get("fine")
+    fine = torch.mean((fine_out["rgb"].float() - target) ** 2) if fine_out else None
+    total = coarse if fine is None else coarse + fine
+    return Losses(total=total, coarse=coarse, fine=fine)
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast of the forward pass when ``bf16``, else nothing."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+@contextlib.contextmanager
+def tf32_matmul(enabled: bool) -> Iterator[None]:
+    """Allow TF32 in CUDA matmuls and convolutions inside the block, restoring the old flags."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

@@ -1,0 +1,67 @@
+"""End to end: the real Snakemake CLI runs the demo workflow (tiny sizes) from a fresh copy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from workflow_helpers import make_workspace, output_text, read_table, snakemake
+
+
+def test_demo_workflow_from_data_to_table_report_and_noop_rerun(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    run = snakemake(ws)  # rule all: table, plot, provenance, report figure
+    assert run.returncode == 0, output_text(run)[-4000:]
+
+    results = ws / "results"
+    rows = read_table(results / "tables" / "demo.csv")
+    categories = [row["category"] for row in rows]
+    assert categories[:2] == ["car", "chair"] and categories[2] == "total"
+    assert categories[3:] == ["baseline:background", "baseline:source_view"]
+    total = rows[2]
+    assert int(total["n_objects"]) == 4  # 2 categories x 2 test objects
+    assert 0.0 < float(total["psnr"]) < 60.0 and 0.0 <= float(total["ssim"]) <= 1.0
+
+    # Every test object rendered: one PNG per target view, done.json last, per the protocol.
+    manifests = sorted((results / "demo" / "render" / "1v").glob("shard-*-of-2.json"))
+    assert len(manifests) == 2
+    objects = [o for m in manifests for o in json.loads(m.read_text())["objects"]]
+    assert len(objects) == 4 and len(set(objects)) == 4
+    for object_id in objects:
+        folder = results / "demo" / "render" / "1v" / object_id
+        done = json.loads((folder / "done.json").read_text())
+        assert len(done["sources"]) == 1 and len(done["targets"]) == 7
+        assert sorted(p.name for p in folder.glob("*.png")) == [
+            f"{v:06d}.png" for v in done["targets"]
+        ]
+
+    provenance = json.loads((results / "tables" / "demo.provenance.json").read_text())
+    assert {"git", "packages", "device", "stages", "experiment_config"} <= set(provenance)
+    assert {"train", "render", "metrics"} <= set(provenance["stages"])
+    assert provenance["stages"]["render"]["jobs"] == 2
+    assert (results / "plots" / "demo.png").stat().st_size > 0
+    assert (results / "figures" / "demo" / "1v.png").stat().st_size > 0
+    for stage in ("synth_demo", "train", "tables"):
+        assert list((results / "logs" / stage).rglob("*.log")), stage
+
+    # A rerun of the finished target does nothing and touches nothing.
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
+    dry = snakemake(ws, "-n", "results/tables/demo.csv")
+    assert dry.returncode == 0 and "Nothing to be done" in output_text(dry)
+    again = snakemake(ws, "results/tables/demo.csv")
+    assert again.returncode == 0, output_text(again)[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()} == before
+
+    # The approximate evaluation: a seeded sample of objects and views, with intervals.
+    approx = snakemake(ws, "results/approx/demo.csv")
+    assert approx.returncode == 0, output_text(approx)[-2000:]
+    assert "rule train" not in output_text(approx)
+    sampled = json.loads(
+        (results / "demo" / "approx" / "render" / "1v" / "shard-0-of-1.json").read_text()
+    )["objects"]
+    assert 1 <= len(sampled) <= 4 and set(sampled) <= set(objects)
+    assert (results / "approx" / "demo.csv").read_text().count("\n") >= 2
+
+    report = snakemake(ws, "--report", "results/report.html")
+    assert report.returncode == 0, output_text(report)[-2000:]
+    assert (results / "report.html").stat().st_size > 0

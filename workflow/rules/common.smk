@@ -1,0 +1,353 @@
+# Config validation and the input functions of every stage; the rule files hold rules only.
+#
+# A bad config stops here, while the Snakefile is read, with one line naming the key or the
+# path: before any job runs, and without touching results already written.
+import hashlib
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from pixelnerf.config import load_experiment, load_yaml
+from pixelnerf.config import validate as validate_mapping
+from pixelnerf.errors import PipelineError
+
+CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_DATA_ROOT = load_yaml(CONFIG_SCHEMA)["properties"]["data_root"]["default"]
+SOURCES_FILE = "config/sources.yaml"
+# Software of every rule under `--sdm conda` (relative to the rule files).
+CONDA_ENV = "../../envs/pixelnerf.yaml"
+
+
+def stop(message):
+    """End the run before any job with one line (no traceback)."""
+    print(f"pixelnerf workflow: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+try:
+    validate_mapping(config, CONFIG_SCHEMA, "workflow config (config/config.yaml + --config)")
+except PipelineError as exc:
+    stop(exc)
+# Passes now; run for the schema's defaults (snakemake's validator fills them in).
+validate(config, schema="../schemas/config.schema.yaml")
+
+RESULTS = config["results_root"]
+DATA = config["data_root"]
+CHECKPOINTS = config["checkpoints_root"]
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+EXPERIMENTS_DIR = Path(config["experiments_dir"])
+
+if not Path(DATA).is_dir() and DATA != DEFAULT_DATA_ROOT:
+    # The default folder is created by the download and synth steps; a configured one that
+    # does not exist is a typo, and downloading a dataset into it would be wrong.
+    stop(f"config key data_root: folder {DATA} does not exist")
+if not EXPERIMENTS_DIR.is_dir():
+    stop(f"config key experiments_dir: folder {EXPERIMENTS_DIR} does not exist")
+
+
+def experiment_file(name):
+    return str(EXPERIMENTS_DIR / f"{name}.yaml")
+
+
+def known_experiments():
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=None)
+def experiment(name):
+    """The validated experiment config ``<experiments_dir>/<name>.yaml``."""
+    path = Path(experiment_file(name))
+    if not path.is_file():
+        raise WorkflowError(
+            f"unknown experiment {name!r}: {path} does not exist "
+            f"(known: {', '.join(known_experiments())})"
+        )
+    try:
+        cfg = load_experiment(path)
+    except PipelineError as exc:
+        raise WorkflowError(str(exc)) from None
+    if cfg["name"] != name:
+        raise WorkflowError(f"{path}: key name: {cfg['name']!r} differs from the file name {name!r}")
+    return cfg
+
+
+# Every experiment file is checked now, so a misspelt key anywhere stops the run at once.
+for _name in known_experiments():
+    try:
+        experiment(_name)
+    except WorkflowError as exc:
+        stop(exc.args[0] if exc.args else exc)
+if config["experiment"] not in known_experiments():
+    stop(
+        f"config key experiment: {experiment_file(config['experiment'])} does not exist "
+        f"(known: {', '.join(known_experiments())})"
+    )
+
+
+# Jobs that run where Snakemake runs, never as cluster jobs: downloads need the network
+# (compute nodes often have none); the others take seconds.
+localrules:
+    all,
+    download,
+    table,
+    compare_figure,
+    approx_summary,
+
+
+wildcard_constraints:
+    exp="[A-Za-z0-9_]+",
+    setting="[A-Za-z0-9_]+",
+    k="[0-9]+",
+    K="[0-9]+",
+    source="[A-Za-z0-9_.-]+",
+
+
+# ----------------------------------------------------------------------------- resources
+
+
+def stage_threads(stage):
+    return config["resources"]["threads"][stage]
+
+
+def stage_mem(stage):
+    return config["resources"]["mem_mb"][stage]
+
+
+def stage_runtime(stage):
+    """Minutes, growing with the attempt so that a retried job gets more time."""
+    base = config["resources"]["runtime"][stage]
+    return lambda wildcards, attempt: base * attempt
+
+
+def stage_gpu(stage):
+    return 1 if stage in config["resources"]["gpu_stages"] else 0
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def dataset_cfg(exp):
+    return experiment(exp)["dataset"]
+
+
+def dataset_root(exp):
+    return f"{DATA}/{dataset_cfg(exp)['dir']}"
+
+
+def list_prefix_option(exp):
+    prefix = dataset_cfg(exp).get("list_prefix")
+    return f"--list-prefix {prefix}" if prefix else ""
+
+
+def download_marker(source):
+    """The workflow's record that source ``source`` of config/sources.yaml is in place."""
+    return f"{DATA}/.downloads/{source}.json"
+
+
+def source_completion_marker(source):
+    """Where `pixelnerf download` itself marks ``source`` complete (the rule copies it)."""
+    from pixelnerf.download.fetch import completion_marker
+
+    try:
+        return str(completion_marker(source, DATA, SOURCES_FILE, CHECKPOINTS))
+    except PipelineError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def synth_marker(exp):
+    return f"{DATA}/.synth/{exp}.json"
+
+
+def download_ready(exp):
+    """The data of ``exp`` is downloaded (or synthesized, for the demo)."""
+    ds = dataset_cfg(exp)
+    if ds["source"] == "synth-demo":
+        return synth_marker(exp)
+    return download_marker(ds["source"])
+
+
+def dataset_ready(exp):
+    """The data of ``exp`` is complete: downloaded or synthesized, then split where the format
+    needs its own lists (dvr_gen, spec section 6)."""
+    markers = [download_ready(exp)]
+    if dataset_cfg(exp)["format"] == "dvr_gen":
+        markers.append(f"{RESULTS}/{exp}/split/done.json")
+    return markers
+
+
+def get_download_ready(wildcards):
+    return download_ready(wildcards.exp)
+
+
+def get_dataset_ready(wildcards):
+    return dataset_ready(wildcards.exp)
+
+
+def get_experiment_file(wildcards):
+    experiment(wildcards.exp)  # an unknown experiment stops here, naming the file
+    return experiment_file(wildcards.exp)
+
+
+# The experiment file is a param, not an input: a stage reruns when the config sections it
+# reads change (Snakemake's params trigger), not on every edit of the file.
+STAGE_SECTIONS = {
+    "synth": ("dataset",),
+    "split": ("dataset",),
+    "train": ("dataset", "model", "renderer", "train"),
+    "render": ("dataset", "model", "renderer", "eval"),
+    "metrics": ("dataset", "renderer", "eval"),
+    "table": ("eval",),
+    "figure": ("dataset", "eval"),
+    "approx": ("dataset", "model", "renderer", "eval"),
+    "video": ("dataset", "model", "renderer", "eval", "video"),
+    "real": ("model", "renderer", "eval", "real"),
+}
+# eval keys that change neither renders nor their metrics
+PRESENTATION_KEYS = {"shards", "report_objects", "report_views", "approx", "table_rows"}
+
+
+def config_digest(stage):
+    """A param function: digest of the config sections that ``stage`` reads."""
+
+    def digest(wildcards):
+        cfg = experiment(wildcards.exp)
+        parts = {name: cfg.get(name) for name in STAGE_SECTIONS[stage]}
+        if stage in ("render", "metrics"):
+            parts["eval"] = {k: v for k, v in cfg["eval"].items() if k not in PRESENTATION_KEYS}
+        text = json.dumps(parts, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    return digest
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def weights_mode(exp):
+    return experiment(exp)["train"]["weights"]
+
+
+def checkpoint_path(exp):
+    """``<checkpoints>/<exp>/pixel_nerf_latest``; published weights sit in the folder the
+    published zip gives them (`train.published_name`, the same name but for multi_chair)."""
+    train = experiment(exp)["train"]
+    if train["weights"] == "published":
+        return f"{CHECKPOINTS}/{train.get('published_name', exp)}/pixel_nerf_latest"
+    return f"{CHECKPOINTS}/{exp}/pixel_nerf_latest"
+
+
+def get_weights(wildcards):
+    """The file that says the experiment's weights are ready: training or the published ones."""
+    train = experiment(wildcards.exp)["train"]
+    if train["weights"] == "published":
+        return download_marker(train.get("published_source", "pretrained"))
+    return f"{RESULTS}/{wildcards.exp}/train/done.json"
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def settings_of(exp):
+    return list(experiment(exp)["eval"]["settings"])
+
+
+def shards_of(exp):
+    return config["shards"] or experiment(exp)["eval"]["shards"]
+
+
+def shard_names(exp):
+    K = shards_of(exp)
+    return [f"shard-{k}-of-{K}" for k in range(K)]
+
+
+def get_shard_metrics(wildcards):
+    exp = wildcards.exp
+    return [
+        f"{RESULTS}/{exp}/metrics/{s}/{name}.csv"
+        for s in settings_of(exp)
+        for name in shard_names(exp)
+    ]
+
+
+def get_setting_manifests(wildcards):
+    exp = wildcards.exp
+    return [f"{RESULTS}/{exp}/render/{wildcards.setting}/{n}.json" for n in shard_names(exp)]
+
+
+def approx_setting(exp):
+    approx = experiment(exp)["eval"].get("approx") or {}
+    return approx.get("setting") or settings_of(exp)[0]
+
+
+def get_approx_metrics(wildcards):
+    exp = wildcards.exp
+    return f"{RESULTS}/{exp}/approx/metrics/{approx_setting(exp)}/shard-0-of-1.csv"
+
+
+def paper_file(exp):
+    return f"config/paper/{exp}.csv"
+
+
+def get_paper(wildcards):
+    return paper_file(wildcards.exp)
+
+
+def workflow_config_json(wildcards):
+    """The global config of this run as JSON (for the provenance record)."""
+    return json.dumps(config, sort_keys=True)
+
+
+def table_outputs(exp):
+    return [
+        f"{RESULTS}/tables/{exp}.csv",
+        f"{RESULTS}/tables/{exp}.md",
+        f"{RESULTS}/plots/{exp}.png",
+        f"{RESULTS}/tables/{exp}.provenance.json",
+    ] + [f"{RESULTS}/figures/{exp}/{s}.png" for s in settings_of(exp)]
+
+
+def get_final_outputs():
+    return table_outputs(config["experiment"])
+
+
+def lpips_option():
+    weights = config.get("lpips_weights")
+    return f"--lpips-weights {weights}" if weights else ""
+
+
+# Real photographs (rule files videos.smk): the folder `real_input` and its photos.
+REAL_INPUT = config.get("real_input", "input")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# `<photo>_mask.png` beside a photo is its mask (then Mask R-CNN is not needed); published
+# preprocessing outputs `*_normalize.png` are not photos either.
+NOT_PHOTO_ENDINGS = ("_mask", "_normalize")
+
+
+def real_photos():
+    """Photo name (file stem) -> path, for every photo in the folder `real_input`."""
+    folder = Path(REAL_INPUT)
+    if not folder.is_dir():
+        return {}
+    return {
+        p.stem: str(p)
+        for p in sorted(folder.iterdir())
+        if p.suffix.lower() in PHOTO_SUFFIXES and not p.stem.endswith(NOT_PHOTO_ENDINGS)
+    }
+
+
+def get_real_photo(wildcards):
+    photos = real_photos()
+    if wildcards.photo not in photos:
+        raise WorkflowError(f"no photo named {wildcards.photo} in {REAL_INPUT}/ "
+                            f"(found: {', '.join(photos) or 'none'})")
+    return photos[wildcards.photo]
+
+
+def get_real_mask(wildcards):
+    mask = Path(REAL_INPUT) / f"{wildcards.photo}_mask.png"
+    return [str(mask)] if mask.is_file() else []

@@ -1,0 +1,31 @@
+# Stage 3: weights. Training (a killed job, run again, resumes from its last checkpoint); with
+# `train.weights: published` the download rule fetches the published weights instead.
+
+
+rule train:
+    input:
+        data=get_dataset_ready,
+    output:
+        done=f"{RESULTS}/{{exp}}/train/done.json",
+    log:
+        f"{LOGS}/train/{{exp}}.log",
+    benchmark:
+        f"{BENCH}/train/{{exp}}.tsv"
+    params:
+        config=get_experiment_file,
+        digest=config_digest("train"),
+        data=DATA,
+        checkpoints=lambda wildcards: f"{CHECKPOINTS}/{wildcards.exp}",
+        out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/train",
+        device=config["device"],
+    threads: stage_threads("train")
+    resources:
+        gpu=stage_gpu("train"),
+        mem_mb=stage_mem("train"),
+        runtime=stage_runtime("train"),
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} pixelnerf train --config {params.config} "
+        "--data-root {params.data} --checkpoints {params.checkpoints} --out {params.out} "
+        "--device {params.device} > {log} 2>&1"

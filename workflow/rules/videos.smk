@@ -1,0 +1,87 @@
+# Videos and real photographs (the published gen_video and eval_real), as targets:
+#   results/videos/<exp>/<object id>.mp4   novel views along the published camera path
+#   results/real/<exp>/<photo>/turntable.mp4 (and stills, done.json)   one photo of input/
+#   results/real/<exp>/index.json          every photo of the folder `real_input` (input/)
+# Settings: the experiment's `video` and `real` sections (config/README.md).
+
+rule video:
+    input:
+        weights=get_weights,
+        data=get_dataset_ready,
+    output:
+        video=f"{RESULTS}/videos/{{exp}}/{{object}}.mp4",
+    log:
+        f"{LOGS}/videos/{{exp}}/{{object}}.log",
+    benchmark:
+        f"{BENCH}/videos/{{exp}}/{{object}}.tsv"
+    params:
+        config=get_experiment_file,
+        digest=config_digest("video"),
+        data=DATA,
+        checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
+        device=config["device"],
+    threads: stage_threads("render")
+    resources:
+        gpu=stage_gpu("render"),
+        mem_mb=stage_mem("render"),
+        runtime=stage_runtime("render"),
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} pixelnerf video --config {params.config} "
+        "--data-root {params.data} --checkpoint {params.checkpoint} "
+        "--object {wildcards.object} --out {output.video} --device {params.device} "
+        "> {log} 2>&1"
+
+
+rule real_photo:
+    input:
+        photo=get_real_photo,
+        mask=get_real_mask,
+        weights=get_weights,
+    output:
+        video=f"{RESULTS}/real/{{exp}}/{{photo}}/turntable.mp4",
+        done=f"{RESULTS}/real/{{exp}}/{{photo}}/done.json",
+    log:
+        f"{LOGS}/real/{{exp}}/{{photo}}.log",
+    benchmark:
+        f"{BENCH}/real/{{exp}}/{{photo}}.tsv"
+    params:
+        config=get_experiment_file,
+        digest=config_digest("real"),
+        checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
+        mask=lambda wildcards, input: f"--mask {input.mask}" if input.mask else "",
+        out=lambda wildcards: f"{RESULTS}/real/{wildcards.exp}",
+        device=config["device"],
+    threads: stage_threads("render")
+    resources:
+        gpu=stage_gpu("render"),
+        mem_mb=stage_mem("render"),
+        runtime=stage_runtime("render"),
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} pixelnerf real {input.photo} {params.mask} "
+        "--name {wildcards.photo} --config {params.config} --checkpoint {params.checkpoint} "
+        "--out {params.out} --device {params.device} > {log} 2>&1"
+
+
+rule real_all:
+    input:
+        done=lambda wildcards: expand(
+            f"{RESULTS}/real/{wildcards.exp}/{{photo}}/done.json", photo=list(real_photos())
+        ),
+    output:
+        index=f"{RESULTS}/real/{{exp}}/index.json",
+    params:
+        photos=lambda wildcards: real_photos(),
+    localrule: True
+    run:
+        import json
+
+        from pixelnerf.io import atomic_write_text
+
+        if not params.photos:
+            raise WorkflowError(f"no photos in {REAL_INPUT}/ (put car photos there)")
+        index = {name: str(Path(done).parent) for name, done in zip(params.photos, input.done)}
+        atomic_write_text(output.index, json.dumps(index, indent=1) + "\n")
