@@ -19,18 +19,15 @@ import torch
 
 from pixelnerf.data.common import (
     ObjectContext,
-    ObjectDataset,
     ObjectEntry,
-    as_size,
     image_to_tensor,
     mask_to_tensor,
     read_mask,
-    read_npz,
     read_rgb,
     resize_area,
     stack_images,
 )
-from pixelnerf.data.dvr import FLIP_YZ, _camera_entry, list_objects, view_files
+from pixelnerf.data.dvr import FLIP_YZ, CamerasNpzDataset, _camera_entry, list_objects
 from pixelnerf.errors import PipelineError
 
 
@@ -64,7 +61,7 @@ def decompose_projection(projection: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return intrinsics, rotation, vt[3]
 
 
-class DTUDataset(ObjectDataset):
+class DTUDataset(CamerasNpzDataset):
     """DTU scans. Items: ``images (NV,3,H,W)`` in [-1,1], ``poses (NV,4,4)``, ``focal (2,)``
     = (fx, fy) in pixels and ``c (2,)``, both averaged over the views read; ``masks`` only
     where a scan has a ``mask`` folder; never a bbox (the published reader has none)."""
@@ -86,21 +83,8 @@ class DTUDataset(ObjectDataset):
         self.root = Path(root)
         entries, problems = list_objects(self.root, list_prefix, split)
         entries = [ObjectEntry(e.path, e.object_id, category) for e in entries]
-        super().__init__(entries, problems, strict, cache)
-        self.image_size = as_size(image_size)
-        self.z_near, self.z_far = z_near, z_far
-        if cache and max_views is not None:
-            raise PipelineError("options cache and max_views exclude each other (a cached "
-                                "item would keep its first random views)")
-        self.max_views = max_views
-        self.rng = np.random.default_rng(seed) if max_views is not None else None
-
-    def open_object(self, entry: ObjectEntry) -> ObjectContext:
-        views, problem = view_files(entry.path, self.max_views, self.rng)
-        if problem:
-            raise PipelineError(problem)
-        return ObjectContext(views, {"cameras": read_npz(entry.path / "cameras.npz"),
-                                     "camera_path": entry.path / "cameras.npz"})
+        self.setup_views(entries, problems, strict, cache, image_size, (z_near, z_far),
+                         max_views, seed)
 
     def load_view(self, entry: ObjectEntry, context: ObjectContext,
                   view: tuple[int, Path, Path | None]) -> dict[str, Any]:

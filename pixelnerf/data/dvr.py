@@ -111,7 +111,40 @@ def view_files(folder: Path, max_views: int | None, rng: np.random.Generator | N
     return views, None
 
 
-class DVRDataset(ObjectDataset):
+class CamerasNpzDataset(ObjectDataset):
+    """Objects whose views are ``image/*.png`` (and ``mask/*.png``) beside a ``cameras.npz``:
+    the DVR layout, shared by the NMR and DTU readers, which differ in how they read cameras."""
+
+    def setup_views(
+        self,
+        entries: list[ObjectEntry],
+        problems: list[str],
+        strict: bool,
+        cache: bool,
+        image_size: tuple[int, int] | None,
+        bounds: tuple[float, float],
+        max_views: int | None,
+        seed: int | None,
+    ) -> None:
+        """The constructor's common part: objects, resizing, near/far and view subsampling."""
+        super().__init__(entries, problems, strict, cache)
+        self.image_size = as_size(image_size)
+        self.z_near, self.z_far = bounds
+        if cache and max_views is not None:
+            raise PipelineError("options cache and max_views exclude each other (a cached "
+                                "item would keep its first random views)")
+        self.max_views = max_views
+        self.rng = np.random.default_rng(seed) if max_views is not None else None
+
+    def open_object(self, entry: ObjectEntry) -> ObjectContext:
+        views, problem = view_files(entry.path, self.max_views, self.rng)
+        if problem:
+            raise PipelineError(problem)
+        return ObjectContext(views, {"cameras": read_npz(entry.path / "cameras.npz"),
+                                     "camera_path": entry.path / "cameras.npz"})
+
+
+class DVRDataset(CamerasNpzDataset):
     """ShapeNet objects in the DVR layout. Items: ``images (NV,3,H,W)`` in [-1,1],
     ``masks (NV,1,H,W)`` and ``bbox (NV,4)`` where masks exist, ``poses (NV,4,4)``,
     ``focal`` (scalar, pixels), plus the common keys of :class:`ObjectDataset`."""
@@ -131,21 +164,8 @@ class DVRDataset(ObjectDataset):
     ) -> None:
         self.root = Path(root)
         entries, problems = list_objects(self.root, list_prefix, split, category_names(self.root))
-        super().__init__(entries, problems, strict, cache)
-        self.image_size = as_size(image_size)
-        self.z_near, self.z_far = z_near, z_far
-        if cache and max_views is not None:
-            raise PipelineError("options cache and max_views exclude each other (a cached "
-                                "item would keep its first random views)")
-        self.max_views = max_views
-        self.rng = np.random.default_rng(seed) if max_views is not None else None
-
-    def open_object(self, entry: ObjectEntry) -> ObjectContext:
-        views, problem = view_files(entry.path, self.max_views, self.rng)
-        if problem:
-            raise PipelineError(problem)
-        return ObjectContext(views, {"cameras": read_npz(entry.path / "cameras.npz"),
-                                     "camera_path": entry.path / "cameras.npz"})
+        self.setup_views(entries, problems, strict, cache, image_size, (z_near, z_far),
+                         max_views, seed)
 
     def load_view(self, entry: ObjectEntry, context: ObjectContext,
                   view: tuple[int, Path, Path | None]) -> dict[str, Any]:

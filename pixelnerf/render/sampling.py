@@ -10,24 +10,29 @@ from __future__ import annotations
 import torch
 
 
+def _draw(
+    sampler, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """``sampler`` (torch.rand or torch.randn) of ``shape`` on ``like``'s device and dtype,
+    drawn from ``generator`` (on its own device) if given, else from torch's global RNG."""
+    if generator is None:
+        return sampler(shape, device=like.device, dtype=like.dtype)
+    draw = sampler(shape, generator=generator, device=generator.device, dtype=like.dtype)
+    return draw.to(like.device)
+
+
 def uniform(
     shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """U(0, 1) of ``shape`` on ``like``'s device, drawn from ``generator`` if given."""
-    if generator is None:
-        return torch.rand(shape, device=like.device, dtype=like.dtype)
-    draw = torch.rand(shape, generator=generator, device=generator.device, dtype=like.dtype)
-    return draw.to(like.device)
+    """U(0, 1) of ``shape`` on ``like``'s device."""
+    return _draw(torch.rand, shape, like, generator)
 
 
 def normal(
     shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """N(0, 1) of ``shape`` on ``like``'s device, drawn from ``generator`` if given."""
-    if generator is None:
-        return torch.randn(shape, device=like.device, dtype=like.dtype)
-    draw = torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype)
-    return draw.to(like.device)
+    """N(0, 1) of ``shape`` on ``like``'s device."""
+    return _draw(torch.randn, shape, like, generator)
 
 
 def interpolate_depth(rays: torch.Tensor, steps: torch.Tensor, lindisp: bool) -> torch.Tensor:
