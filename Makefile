@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pixelnerf-installed
 CORES ?= 2
+# The rules call `pixelnerf`; the venv's bin on PATH makes it (and snakemake) found.
+RUN := PATH="$(abspath $(BIN)):$$PATH"
 
 .PHONY: demo test install clean-results
 
@@ -18,11 +20,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default results/tables/demo.csv
+	$(RUN) snakemake --cores $(CORES) --profile workflow/profiles/default results/tables/demo.csv
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	$(RUN) python -m pytest
 
 clean-results:
 	rm -rf results .snakemake
