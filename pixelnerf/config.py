@@ -8,7 +8,7 @@ one line naming the key.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,18 @@ def load_experiment(path: str | os.PathLike) -> dict[str, Any]:
     if EXPERIMENT_SCHEMA.exists():
         validate(data, EXPERIMENT_SCHEMA, str(path))
     return data
+
+
+def check_known_keys(
+    mapping: Mapping[str, Any], known: Iterable[str], origin: str, ignored: Iterable[str] = ()
+) -> None:
+    """One error line naming the first key of ``mapping`` that is neither known nor ignored."""
+    known = set(known)
+    unknown = sorted(set(mapping) - known - set(ignored))
+    if unknown:
+        raise PipelineError(
+            f"{origin}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
 
 
 def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:

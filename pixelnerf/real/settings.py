@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 
 
@@ -45,11 +46,7 @@ class RealSettings:
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> RealSettings:
         """Check and read a ``real`` mapping; a bad key or value is one error line."""
         cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise PipelineError(f"real config has unknown key {unknown[0]!r} "
-                                f"(known: {', '.join(sorted(known))})")
+        check_known_keys(cfg, (f.name for f in fields(cls)), "real")
         for key, value in cfg.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise PipelineError(f"real.{key} must be a number, not {value!r}")

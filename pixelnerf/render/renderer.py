@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 from pixelnerf.render.precision import check_precision, network_precision, resolve_precision
 from pixelnerf.render.sampling import depths_around, importance_depths, stratified_depths
@@ -47,9 +48,7 @@ class RendererConfig:
     @classmethod
     def from_mapping(cls, cfg: dict) -> RendererConfig:
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known - {"sched", "eval_batch_size"})
-        if unknown:
-            raise PipelineError(f"renderer config has unknown key {unknown[0]!r}")
+        check_known_keys(cfg, known, "renderer", ignored=("sched", "eval_batch_size"))
         if cfg.get("sched"):
             raise PipelineError("renderer.sched (sample-count schedules) is not supported")
         config = cls(**{key: value for key, value in cfg.items() if key in known})

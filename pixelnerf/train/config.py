@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 
 WEIGHT_SOURCES = ("train", "published")
@@ -78,9 +79,7 @@ class TrainConfig:
         """Build from the config mapping; unknown keys and bad values are one error line."""
         data = dict(data or {})
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise PipelineError(f"{origin}: unknown key {unknown[0]!r}")
+        check_known_keys(data, fields, origin)
         values = {name: _check(name, value, fields[name].default, origin)
                   for name, value in data.items()}
         config = cls(**values)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 
 PATHS = ("auto", "loop", "dtu_spline")
@@ -41,11 +42,7 @@ class VideoSettings:
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> VideoSettings:
         """Check and read a ``video`` mapping; a bad key or value is one error line."""
         cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise PipelineError(f"video config has unknown key {unknown[0]!r} "
-                                f"(known: {', '.join(sorted(known))})")
+        check_known_keys(cfg, (f.name for f in fields(cls)), "video")
         sources = cfg.get("sources")
         if isinstance(sources, (list, tuple)):
             if not sources or not all(isinstance(v, int) and v >= 0 for v in sources):
