@@ -77,16 +77,23 @@ def _parse_float(text: str, path: Path, line: int, column: str, optional: bool) 
     return value
 
 
-def read_rows(path: str | os.PathLike) -> list[ObjectRow]:
-    """Read one metrics CSV; a missing file, header or bad cell is one error line."""
-    path = Path(path)
+def csv_reader(path: Path, columns: tuple[str, ...], what: str) -> csv.DictReader:
+    """A reader of the CSV ``path`` whose header must be ``columns``; an unreadable file or
+    another header is one error line (``what`` names the file's role)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PipelineError(f"cannot read metrics file {path}: {exc.strerror or exc}") from exc
+        raise PipelineError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != COLUMNS:
-        raise PipelineError(f"{path}: header must be {','.join(COLUMNS)}")
+    if tuple(reader.fieldnames or ()) != columns:
+        raise PipelineError(f"{path}: header must be {','.join(columns)}")
+    return reader
+
+
+def read_rows(path: str | os.PathLike) -> list[ObjectRow]:
+    """Read one metrics CSV; a missing file, header or bad cell is one error line."""
+    path = Path(path)
+    reader = csv_reader(path, COLUMNS, "metrics file")
     rows = []
     for record in reader:
         line = reader.line_num

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_open, atomic_write_text
-from pixelnerf.object_scores import ObjectRow
+from pixelnerf.object_scores import ObjectRow, csv_reader
 
 METRICS = ("psnr", "ssim", "lpips")
 PAPER_COLUMNS = ("setting", "category", "psnr", "ssim", "lpips", "n_objects", "status", "source")
@@ -102,13 +102,7 @@ class Table:
 def read_paper(path: str | os.PathLike) -> list[PaperRow]:
     """Read config/paper/<exp>.csv; every number must carry a status and a source."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PipelineError(f"cannot read paper numbers {path}: {exc.strerror or exc}") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != PAPER_COLUMNS:
-        raise PipelineError(f"{path}: header must be {','.join(PAPER_COLUMNS)}")
+    reader = csv_reader(path, PAPER_COLUMNS, "paper numbers")
     rows, seen = [], set()
     for record in reader:
         line = reader.line_num
