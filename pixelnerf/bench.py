@@ -9,6 +9,7 @@ paths are the project's own settings per precision.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import resource
 import time
@@ -18,10 +19,11 @@ import torch
 
 from pixelnerf.config import PROJECT_ROOT, load_experiment, section
 from pixelnerf.device import resolve_device
+from pixelnerf.errors import PipelineError
 from pixelnerf.model import PixelNeRF
 from pixelnerf.protocol import ViewSelection
 from pixelnerf.render import Renderer
-from pixelnerf.render.precision import bf16_supported
+from pixelnerf.render.precision import PRECISIONS, bf16_supported, resolve_precision
 from pixelnerf.render_objects import Cameras, render_views
 
 # The paper's sn64 evaluation: objects x target views x pixels (spec section 5).
@@ -29,6 +31,7 @@ SN64_OBJECTS = 8762
 SN64_TARGET_VIEWS = 23
 SN64_IMAGE_SIDE = 64
 PUBLISHED_RAY_BATCH = 50000  # eval.py's ray batch, also its network batch in points
+PATH_OPTIONS = ("fold", "nofold", "compile")
 # NMR camera set-up for the synthetic scene: focal per pixel of width, distance, bounds.
 FOCAL_PER_WIDTH = 0.875
 CAMERA_RADIUS = 2.73
@@ -91,7 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="side of the square views (default: 64 on GPU, 32 on CPU)",
     )
     parser.add_argument(
-        "--paths", default=None, help="comma-separated subset of: reference, fp32, tf32, bf16"
+        "--paths",
+        default=None,
+        help="comma-separated paths: reference, or a precision (fp32, tf32, bf16, auto) with "
+        "optional +fold or +nofold and +compile, e.g. bf16+nofold+compile (default: reference "
+        "and each precision the device has)",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -108,7 +115,14 @@ def network_flop_per_ray(model: PixelNeRF, renderer: Renderer, num_views: int) -
         return 2.0 * (num_views * per_view + shared + width * mlp.lin_out.out_features)
 
     cfg = renderer.config
-    return cfg.n_coarse * per_point(True) + (cfg.n_coarse + cfg.n_fine) * per_point(False)
+    fine = cfg.n_coarse + cfg.n_fine if cfg.n_fine > 0 else 0
+    return cfg.n_coarse * per_point(True) + fine * per_point(False)
+
+
+def points_per_ray(renderer: Renderer) -> int:
+    """Network points a ray costs: its coarse samples, then (with a fine pass) coarse + fine."""
+    cfg = renderer.config
+    return cfg.n_coarse + (cfg.n_coarse + cfg.n_fine if cfg.n_fine > 0 else 0)
 
 
 def bench_scene(num_objects: int, num_views: int, side: int, seed: int):
@@ -150,14 +164,32 @@ def _look_at(azimuth: float, elevation: float) -> torch.Tensor:
 
 
 def path_settings(path: str, rays_per_object: int) -> tuple[dict, int]:
-    """Renderer overrides and ray batch of a measured path."""
+    """Renderer overrides and ray batch of a measured path.
+
+    ``reference`` is the published loop; any other path is ``<precision>`` with optional
+    ``+fold`` or ``+nofold`` (``lin_z`` folded into the latent map or per point; default:
+    the renderer's ``auto``) and ``+compile`` (``torch.compile`` the MLPs).
+    """
     if path == "reference":
         return {
             "precision": "fp32",
             "fold_latent": False,
             "chunk_points": PUBLISHED_RAY_BATCH,
         }, PUBLISHED_RAY_BATCH
-    return {"precision": path, "fold_latent": True, "chunk_points": None}, rays_per_object
+    precision, *options = path.split("+")
+    unknown = set(options) - set(PATH_OPTIONS)
+    if unknown or precision not in PRECISIONS:
+        raise PipelineError(
+            f"bench path {path!r}: expected reference or <fp32|tf32|bf16|auto>"
+            f"[+{'][+'.join(PATH_OPTIONS)}]"
+        )
+    overrides = {
+        "precision": precision,
+        "fold_latent": "auto" if not {"fold", "nofold"} & set(options) else "fold" in options,
+        "compile": "compile" in options,
+        "chunk_points": None,
+    }
+    return overrides, rays_per_object
 
 
 def measure(
@@ -166,6 +198,8 @@ def measure(
     images, cameras, selection = scene[0]
     overrides, ray_batch = path_settings(path, len(selection.targets) * images.shape[-1] ** 2)
     renderer = Renderer.from_config({**renderer_cfg, **overrides})
+    if renderer.config.compile:
+        model = copy.deepcopy(model)  # compiling is in place; the other paths keep eager MLPs
     render_views(
         model,
         renderer,
@@ -193,13 +227,13 @@ def measure(
     else:
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     seconds = time.perf_counter() - start
-    precision = "fp32" if path == "reference" else path
+    precision = resolve_precision(renderer.config.precision, device)
     return BenchResult(
         label=path,
         rays=rays,
         seconds=seconds,
         flop_per_ray=network_flop_per_ray(model, renderer, num_views=1),
-        points_per_ray=2 * renderer.config.n_coarse + renderer.config.n_fine,
+        points_per_ray=points_per_ray(renderer),
         peak_memory_bytes=memory,
         peak_tflops=(peak or {}).get(precision),
     )
@@ -226,7 +260,7 @@ def format_result(result: BenchResult, reference: BenchResult | None) -> str:
     ratio = f"{result.rays_per_second / reference.rays_per_second:5.2f}x" if reference else "  -  "
     points_per_second = result.rays_per_second * result.points_per_ray
     return (
-        f"{result.label:<10} {result.rays_per_second:>12,.0f} {points_per_second:>14,.0f} "
+        f"{result.label:<20} {result.rays_per_second:>12,.0f} {points_per_second:>14,.0f} "
         f"{result.tflops:>8.3f} {fraction:>8} {result.peak_memory_bytes / 2**30:>8.2f} "
         f"{result.projected_sn64_seconds / 3600:>10.2f} {ratio:>8}"
     )
@@ -251,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
         f"{side}x{side}; model from {args.config}"
     )
     print(
-        f"{'path':<10} {'rays/s':>12} {'points/s':>14} {'TFLOP/s':>8} {'of peak':>8} "
+        f"{'path':<20} {'rays/s':>12} {'points/s':>14} {'TFLOP/s':>8} {'of peak':>8} "
         f"{'mem GiB':>8} {'sn64 h':>10} {'vs ref':>8}"
     )
     reference = None

@@ -34,6 +34,7 @@ from pixelnerf.protocol import Protocol, ViewSelection, shard_objects, stable_se
 
 DONE_FILE = "done.json"
 HASH_BLOCK_BYTES = 1 << 20  # read size when hashing the checkpoint
+RUN_ONLY_RENDERER_KEYS = ("chunk_points", "compile")  # left out of the render fingerprint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -200,9 +201,10 @@ def _fingerprint(
     payload = {
         "checkpoint": checkpoint_digest,
         "model": experiment.get("model"),
-        # chunk_points changes how many points go through the network at once, not the result
+        # how the network is run (points a call, compiled or eager) does not change the result
         "renderer": {
-            k: v for k, v in section(experiment, "renderer").items() if k != "chunk_points"
+            k: v for k, v in section(experiment, "renderer").items()
+            if k not in RUN_ONLY_RENDERER_KEYS
         },
         "ray_batch": experiment["eval"].get("ray_batch"),
         "reuse_first_object_cameras": bool(experiment["eval"].get("reuse_first_object_cameras")),

@@ -37,13 +37,15 @@ class ResnetBlockFC(nn.Module):
 
 def reduce_views(h: torch.Tensor, combine_type: str) -> torch.Tensor:
     """h: (SB, NS, B, D) -> (SB, 1, B, D), mean or max over the source views."""
+    if combine_type not in ("average", "max"):
+        raise PipelineError(
+            f"model.mlp_*.combine_type must be 'average' or 'max', not {combine_type!r}"
+        )
+    if h.shape[1] == 1:
+        return h  # one view: its mean and its max are itself, bit for bit
     if combine_type == "average":
         return h.mean(dim=1, keepdim=True)
-    if combine_type == "max":
-        return h.max(dim=1, keepdim=True).values
-    raise PipelineError(
-        f"model.mlp_*.combine_type must be 'average' or 'max', not {combine_type!r}"
-    )
+    return h.max(dim=1, keepdim=True).values
 
 
 class ResnetFC(nn.Module):

@@ -19,6 +19,13 @@ from pixelnerf.model.mlp import ResnetFC
 RGB_SIGMA = 4  # network outputs per point: r, g, b, sigma
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype autocast casts matmul inputs to on ``device``'s type, or None when off."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
+
+
 @dataclass
 class SourceViews:
     """What ``encode`` computes once per batch of objects (not part of the state dict).
@@ -28,7 +35,8 @@ class SourceViews:
     latent_terms: the MLPs' ``lin_z`` layers folded into the latent map, per MLP name
     (``"coarse"``, ``"fine"``): (SB*NS, n_lin_z * d_hidden, H', W'); empty until
     :meth:`PixelNeRF.fold_latent_terms`. tables: the same maps channels-last
-    ((SB*NS*H'*W', C), see ``encoder.bilinear_rows``), made on first use at inference.
+    ((SB*NS*H'*W', C), see ``encoder.bilinear_rows``) per map name and dtype, made on first
+    use at inference.
     """
 
     latent: torch.Tensor
@@ -212,6 +220,16 @@ class PixelNeRF(nn.Module):
             if name not in src.latent_terms and len(mlp.lin_z) > 0:
                 src.latent_terms[name] = mlp.latent_terms(src.latent)
 
+    def compile_networks(self, enabled: bool = True, **options) -> None:
+        """``torch.compile`` both MLPs in place (once; dynamic point counts), so that their
+        pointwise operations fuse into fewer kernels; the first calls pay the compilation.
+        ``enabled=False`` returns them to eager mode. ``options`` go to ``torch.compile``."""
+        for mlp in {id(m): m for m in (self.mlp_coarse, self.mlp_fine) if m is not None}.values():
+            if not enabled:
+                mlp._compiled_call_impl = None
+            elif getattr(mlp, "_compiled_call_impl", None) is None:
+                mlp.compile(dynamic=True, **options)
+
     def sample_features(
         self, map_name: str, feature_map: torch.Tensor, uv: torch.Tensor
     ) -> torch.Tensor:
@@ -228,10 +246,14 @@ class PixelNeRF(nn.Module):
         if torch.is_grad_enabled() or not self.encoder.rows_supported(map_size):
             sampled = self.encoder.index(feature_map, flat_uv, src.image_size)  # (N, C, B)
             return sampled.reshape(num_objects, num_views, -1, num_points).transpose(-1, -2)
-        if map_name not in src.tables:
-            src.tables[map_name] = channels_last_table(feature_map)
+        # Under bf16 autocast the table is kept in bf16: the matmuls would round the rows to
+        # bf16 anyway, and the gather, which is memory-bound, moves half the bytes.
+        dtype = autocast_dtype(uv.device) or feature_map.dtype
+        key = f"{map_name}:{dtype}"
+        if key not in src.tables:
+            src.tables[key] = channels_last_table(feature_map).to(dtype)
         grid = self.encoder.to_grid(flat_uv, map_size, src.image_size)
-        rows = bilinear_rows(src.tables[map_name], grid, *map_size)
+        rows = bilinear_rows(src.tables[key], grid, *map_size)
         return rows.reshape(num_objects, num_views, num_points, -1)
 
     def forward(

@@ -7,7 +7,8 @@ any number of rays fits a memory budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import sys
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -31,8 +32,11 @@ TRANSMITTANCE_EPS = 1e-10  # the published code adds it to 1 - alpha
 class RendererConfig:
     """The published renderer keys with their published defaults, plus how to evaluate:
     ``chunk_points`` (network points a call; None = sized from the device), ``precision``
-    (fp32 | tf32 | bf16 | auto) and ``fold_latent`` (fold ``lin_z`` into the latent map at
-    inference, see ``PixelNeRF.fold_latent_terms``)."""
+    (fp32 | tf32 | bf16 | auto), ``fold_latent`` (fold ``lin_z`` into the latent map at
+    inference, see ``PixelNeRF.fold_latent_terms``; ``auto``: on CPUs, where it saves a
+    quarter of the FLOPs, not on CUDA, where gathering the 3x wider map costs more than the
+    matmuls it saves: 1.85x slower in bf16 on an H200) and ``compile`` (``torch.compile``
+    the MLPs at inference: fused kernels, the same function)."""
 
     n_coarse: int = 64
     n_fine: int = 32
@@ -43,7 +47,8 @@ class RendererConfig:
     lindisp: bool = False
     chunk_points: int | None = None
     precision: str = "fp32"
-    fold_latent: bool = True
+    fold_latent: bool | str = "auto"
+    compile: bool = False
 
     @classmethod
     def from_mapping(cls, cfg: dict) -> RendererConfig:
@@ -55,7 +60,17 @@ class RendererConfig:
         if config.n_fine_depth > config.n_fine:
             raise PipelineError("renderer.n_fine_depth cannot exceed renderer.n_fine")
         check_precision(config.precision)
+        if config.fold_latent not in (True, False, "auto"):
+            raise PipelineError(
+                f"renderer.fold_latent must be true, false or auto, not {config.fold_latent!r}"
+            )
         return config
+
+    def folds_latent(self, device: torch.device) -> bool:
+        """Whether evaluation on ``device`` folds ``lin_z`` into the latent map."""
+        if self.fold_latent == "auto":
+            return device.type != "cuda"
+        return bool(self.fold_latent)
 
 
 def default_chunk_points(device: torch.device, num_views: int) -> int:
@@ -114,10 +129,35 @@ class Renderer(nn.Module):
         """Network outputs in chunks: points, viewdirs (SB, P, 3) -> (SB, P, 4)."""
         device = points.device
         per_object = max(1, -(-self.chunk_points(model, device) // points.shape[0]))
-        if self.config.fold_latent and not model.training and hasattr(model, "fold_latent_terms"):
+        folds = self.config.folds_latent(device)
+        if folds and not model.training and hasattr(model, "fold_latent_terms"):
             model.fold_latent_terms()  # inference only: training keeps the published graph
-        with network_precision(resolve_precision(self.config.precision, device), device):
-            outputs = [
+        compiled = self.config.compile and not model.training and hasattr(model, "compile_networks")
+        if compiled:
+            model.compile_networks()
+        precision = resolve_precision(self.config.precision, device)
+        try:
+            outputs = self._evaluate_chunks(model, points, viewdirs, coarse, per_object, precision)
+        except torch._dynamo.exc.TorchDynamoException as exc:
+            if not compiled:
+                raise
+            # Compilation happens at the first call and needs a working compiler toolchain;
+            # without one, the same function runs eagerly.
+            cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc
+            text = str(cause).strip().splitlines()
+            print(f"pixelnerf: warning: torch.compile failed ({type(cause).__name__}: "
+                  f"{text[0] if text else ''}); rendering without it", file=sys.stderr, flush=True)
+            model.compile_networks(enabled=False)
+            self.config = replace(self.config, compile=False)
+            outputs = self._evaluate_chunks(model, points, viewdirs, coarse, per_object, precision)
+        return torch.cat(outputs, dim=1)
+
+    @staticmethod
+    def _evaluate_chunks(model: nn.Module, points: torch.Tensor, viewdirs: torch.Tensor,
+                         coarse: bool, per_object: int, precision: str) -> list[torch.Tensor]:
+        """The network on consecutive chunks of ``per_object`` points: [(SB, p, 4) float32]."""
+        with network_precision(precision, points.device):
+            return [
                 model(xyz, coarse=coarse, viewdirs=dirs).float()
                 for xyz, dirs in zip(
                     torch.split(points, per_object, dim=1),
@@ -125,7 +165,6 @@ class Renderer(nn.Module):
                     strict=True,
                 )
             ]
-        return torch.cat(outputs, dim=1)
 
     def composite(
         self, model: nn.Module, rays: torch.Tensor, z_samp: torch.Tensor, coarse: bool = True

@@ -7,6 +7,7 @@ one); a misspelt key or a wrong type stops with one line naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 
 WEIGHT_SOURCES = ("train", "published")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +33,11 @@ class TrainConfig:
         batch_objects: objects per batch (published 4).
         rays_per_object: rays drawn per object a step (published 128).
         nviews: source-view counts; one is drawn per batch (sn64 [1], SRN [1, 2], DTU [3]).
-        lr: Adam learning rate, no decay (published 1e-4).
+        lr: Adam learning rate (published 1e-4).
+        lr_schedule: ``constant`` (published) or ``cosine``: the rate falls along half a
+            cosine from ``lr`` at step 0 to ``lr_final`` at ``steps``. It depends on
+            the step alone, so a resumed run uses the rates of an unbroken one.
+        lr_final: the rate at the end of a ``cosine`` schedule.
         no_bbox_step: from this step on, rays are drawn uniformly instead of inside the
             mask bounding box (published 100000).
         checkpoint_every: steps between checkpoints (published 50).
@@ -60,6 +66,8 @@ class TrainConfig:
     rays_per_object: int = 128
     nviews: tuple[int, ...] = (1,)
     lr: float = 1e-4
+    lr_schedule: str = "constant"
+    lr_final: float = 0.0
     no_bbox_step: int = 100000
     checkpoint_every: int = 50
     val_every: int = 50
@@ -104,6 +112,19 @@ class TrainConfig:
             raise PipelineError(f"{origin}.max_views must be positive or null")
         if self.lr <= 0:
             raise PipelineError(f"{origin}.lr must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise PipelineError(f"{origin}.lr_schedule must be one of {LR_SCHEDULES}, "
+                                f"not {self.lr_schedule!r}")
+        if not 0 <= self.lr_final <= self.lr:
+            raise PipelineError(f"{origin}.lr_final must be between 0 and lr ({self.lr}), "
+                                f"not {self.lr_final}")
+
+    def learning_rate(self, step: int, budget: int) -> float:
+        """The rate of 0-based step ``step`` of a schedule of ``budget`` steps."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        progress = min(step / max(budget, 1), 1.0)
+        return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * progress))
 
 
 # Fields whose default does not show their type: optional ones (null allowed) and flags.
