@@ -31,7 +31,13 @@ SN64_OBJECTS = 8762
 SN64_TARGET_VIEWS = 23
 SN64_IMAGE_SIDE = 64
 PUBLISHED_RAY_BATCH = 50000  # eval.py's ray batch, also its network batch in points
-PATH_OPTIONS = ("fold", "nofold", "compile")
+# bench path options: renderer key and value
+PATH_OPTIONS = {
+    "fold": ("fold_latent", True),
+    "nofold": ("fold_latent", False),
+    "compile": ("compile", True),
+    "eager": ("compile", False),
+}
 # NMR camera set-up for the synthetic scene: focal per pixel of width, distance, bounds.
 FOCAL_PER_WIDTH = 0.875
 CAMERA_RADIUS = 2.73
@@ -97,8 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--paths",
         default=None,
         help="comma-separated paths: reference, or a precision (fp32, tf32, bf16, auto) with "
-        "optional +fold or +nofold and +compile, e.g. bf16+nofold+compile (default: reference "
-        "and each precision the device has)",
+        "the experiment's renderer settings changed by +fold, +nofold, +compile, +eager, e.g. "
+        "bf16+eager (default: reference and each precision the device has)",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -166,29 +172,29 @@ def _look_at(azimuth: float, elevation: float) -> torch.Tensor:
 def path_settings(path: str, rays_per_object: int) -> tuple[dict, int]:
     """Renderer overrides and ray batch of a measured path.
 
-    ``reference`` is the published loop; any other path is ``<precision>`` with optional
-    ``+fold`` or ``+nofold`` (``lin_z`` folded into the latent map or per point; default:
-    the renderer's ``auto``) and ``+compile`` (``torch.compile`` the MLPs).
+    ``reference`` is the published loop (fp32, eager, no folding, 50,000-point calls). Any
+    other path is ``<precision>`` with the experiment's renderer settings, changed by the
+    options ``+fold`` / ``+nofold`` (``lin_z`` folded into the latent map or per point) and
+    ``+compile`` / ``+eager`` (``torch.compile`` the MLPs or not).
     """
     if path == "reference":
         return {
             "precision": "fp32",
             "fold_latent": False,
+            "compile": False,
             "chunk_points": PUBLISHED_RAY_BATCH,
         }, PUBLISHED_RAY_BATCH
     precision, *options = path.split("+")
     unknown = set(options) - set(PATH_OPTIONS)
-    if unknown or precision not in PRECISIONS:
+    if unknown or precision not in PRECISIONS or len(options) != len(set(options)):
         raise PipelineError(
             f"bench path {path!r}: expected reference or <fp32|tf32|bf16|auto>"
             f"[+{'][+'.join(PATH_OPTIONS)}]"
         )
-    overrides = {
-        "precision": precision,
-        "fold_latent": "auto" if not {"fold", "nofold"} & set(options) else "fold" in options,
-        "compile": "compile" in options,
-        "chunk_points": None,
-    }
+    overrides: dict = {"precision": precision, "chunk_points": None}
+    for option in options:
+        key, value = PATH_OPTIONS[option]
+        overrides[key] = value
     return overrides, rays_per_object
 
 

@@ -220,3 +220,18 @@ def test_cli_with_both_checkpoints_corrupt_prints_one_error_line(demo_experiment
     assert len(lines) == 1 and lines[0].startswith("pixelnerf: error:"), err
     assert sorted(p.name for p in ckpt.iterdir()) == sorted((LATEST, BACKUP, STATE, STATE_BACKUP))
     assert not (work / "out/corrupt/done.json").exists()
+
+
+def test_training_ignores_the_evaluation_settings_of_the_renderer(demo_experiment):
+    """renderer.precision and renderer.compile are for evaluation: training (and its
+    validation) keeps fp32 or train.bf16, on eager modules."""
+    import yaml
+
+    from pixelnerf.train.loop import build_run
+
+    work, config = demo_experiment
+    experiment = yaml.safe_load(config.read_text())
+    experiment["renderer"].update(precision="bf16", compile=True)
+    run = build_run(experiment, work / "data", torch.device("cpu"), steps=1)
+    assert run.renderer.config.precision == "fp32"
+    assert run.renderer.config.compile is False

@@ -8,6 +8,7 @@ any number of rays fits a memory budget.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -135,7 +136,8 @@ class Renderer(nn.Module):
         compiled = self.config.compile and not model.training and hasattr(model, "compile_networks")
         if compiled:
             model.compile_networks()
-        precision = resolve_precision(self.config.precision, device)
+        # Training runs under the train section's own precision (train.bf16, train.tf32).
+        precision = None if model.training else resolve_precision(self.config.precision, device)
         try:
             outputs = self._evaluate_chunks(model, points, viewdirs, coarse, per_object, precision)
         except torch._dynamo.exc.TorchDynamoException as exc:
@@ -154,9 +156,12 @@ class Renderer(nn.Module):
 
     @staticmethod
     def _evaluate_chunks(model: nn.Module, points: torch.Tensor, viewdirs: torch.Tensor,
-                         coarse: bool, per_object: int, precision: str) -> list[torch.Tensor]:
-        """The network on consecutive chunks of ``per_object`` points: [(SB, p, 4) float32]."""
-        with network_precision(precision, points.device):
+                         coarse: bool, per_object: int, precision: str | None
+                         ) -> list[torch.Tensor]:
+        """The network on consecutive chunks of ``per_object`` points: [(SB, p, 4) float32].
+        ``precision`` None leaves the arithmetic settings as the caller has them."""
+        device = points.device
+        with nullcontext() if precision is None else network_precision(precision, device):
             return [
                 model(xyz, coarse=coarse, viewdirs=dirs).float()
                 for xyz, dirs in zip(

@@ -37,6 +37,7 @@ from pixelnerf.train.sampling import (
 from pixelnerf.train.visualize import save_visualization, visualization
 
 DONE = "done.json"
+TRAINING_RENDERER_SETTINGS = {"precision": "fp32", "compile": False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +127,10 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
         raise PipelineError(f"--steps must be positive, not {budget}")
     torch.manual_seed(config.seed)  # initial weights; every later draw has its own generator
     model = PixelNeRF.from_config(section(experiment, "model")).to(device)
-    renderer = Renderer.from_config(section(experiment, "renderer"))
+    # The evaluation settings (precision, compile) are not training's: its validation and
+    # pictures run in fp32 or under train.bf16, on eager modules.
+    renderer = Renderer.from_config(
+        {**section(experiment, "renderer"), **TRAINING_RENDERER_SETTINGS})
     if isinstance(renderer, torch.nn.Module):
         renderer = renderer.to(device)
     # The published trainer fine-tunes everything, the encoder included.
