@@ -86,13 +86,20 @@ def test_a_failed_compilation_falls_back_to_eager_with_one_warning(model, monkey
     assert getattr(broken.mlp_coarse, "_compiled_call_impl", None) is None
 
 
-def test_fold_auto_folds_on_cpus_only():
+def test_fold_auto_folds_on_cpus_and_in_bf16(monkeypatch):
+    import pixelnerf.render.precision as P
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
     config = R.Renderer.from_config({}).config
     assert config.fold_latent == "auto"
-    assert config.folds_latent(torch.device("cpu"))
-    assert not config.folds_latent(torch.device("cuda"))
-    assert not R.Renderer.from_config({"fold_latent": False}).config.folds_latent(
-        torch.device("cpu"))
+    assert config.folds_latent(cpu)
+    assert not config.folds_latent(cuda)
+    for precision in ("bf16", "auto"):
+        assert R.Renderer.from_config({"precision": precision}).config.folds_latent(cuda)
+    assert not R.Renderer.from_config({"precision": "tf32"}).config.folds_latent(cuda)
+    assert not R.Renderer.from_config({"fold_latent": False}).config.folds_latent(cpu)
+    assert P.resolve_precision("auto", cuda) == "bf16"
     with pytest.raises(PipelineError, match="renderer.fold_latent"):
         R.Renderer.from_config({"fold_latent": "sometimes"})
 

@@ -19,13 +19,6 @@ from pixelnerf.model.mlp import ResnetFC
 RGB_SIGMA = 4  # network outputs per point: r, g, b, sigma
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The dtype autocast casts matmul inputs to on ``device``'s type, or None when off."""
-    if not torch.is_autocast_enabled(device.type):
-        return None
-    return torch.get_autocast_dtype(device.type)
-
-
 @dataclass
 class SourceViews:
     """What ``encode`` computes once per batch of objects (not part of the state dict).
@@ -35,8 +28,7 @@ class SourceViews:
     latent_terms: the MLPs' ``lin_z`` layers folded into the latent map, per MLP name
     (``"coarse"``, ``"fine"``): (SB*NS, n_lin_z * d_hidden, H', W'); empty until
     :meth:`PixelNeRF.fold_latent_terms`. tables: the same maps channels-last
-    ((SB*NS*H'*W', C), see ``encoder.bilinear_rows``) per map name and dtype, made on first
-    use at inference.
+    ((SB*NS*H'*W', C), see ``encoder.bilinear_rows``), made on first use at inference.
     """
 
     latent: torch.Tensor
@@ -246,14 +238,10 @@ class PixelNeRF(nn.Module):
         if torch.is_grad_enabled() or not self.encoder.rows_supported(map_size):
             sampled = self.encoder.index(feature_map, flat_uv, src.image_size)  # (N, C, B)
             return sampled.reshape(num_objects, num_views, -1, num_points).transpose(-1, -2)
-        # Under bf16 autocast the table is kept in bf16: the matmuls would round the rows to
-        # bf16 anyway, and the gather, which is memory-bound, moves half the bytes.
-        dtype = autocast_dtype(uv.device) or feature_map.dtype
-        key = f"{map_name}:{dtype}"
-        if key not in src.tables:
-            src.tables[key] = channels_last_table(feature_map).to(dtype)
+        if map_name not in src.tables:
+            src.tables[map_name] = channels_last_table(feature_map)
         grid = self.encoder.to_grid(flat_uv, map_size, src.image_size)
-        rows = bilinear_rows(src.tables[key], grid, *map_size)
+        rows = bilinear_rows(src.tables[map_name], grid, *map_size)
         return rows.reshape(num_objects, num_views, num_points, -1)
 
     def forward(

@@ -17,7 +17,6 @@ rule metrics:
         data=DATA,
         renders=lambda wildcards: f"{RESULTS}/{wildcards.exp}/render",
         lpips=lpips_option(),
-        device=config["device"],
     threads: stage_threads("metrics")
     resources:
         gpu=stage_gpu("metrics"),
@@ -28,7 +27,7 @@ rule metrics:
     shell:
         "OMP_NUM_THREADS={threads} pixelnerf metrics --config {params.config} "
         "--data-root {params.data} --manifest {input.manifest} --renders {params.renders} "
-        "--out {output.csv} {params.lpips} --device {params.device} > {log} 2>&1"
+        "--out {output.csv} {params.lpips} --device {config[device]} > {log} 2>&1"
 
 
 rule approx_metrics:
@@ -47,7 +46,6 @@ rule approx_metrics:
         data=DATA,
         renders=lambda wildcards: f"{RESULTS}/{wildcards.exp}/approx/render",
         lpips=lpips_option(),
-        device=config["device"],
     threads: stage_threads("metrics")
     conda:
         CONDA_ENV
@@ -58,4 +56,4 @@ rule approx_metrics:
     shell:
         "OMP_NUM_THREADS={threads} pixelnerf metrics --config {params.config} "
         "--data-root {params.data} --manifest {input.manifest} --renders {params.renders} "
-        "--out {output.csv} {params.lpips} --device {params.device} > {log} 2>&1"
+        "--out {output.csv} {params.lpips} --device {config[device]} > {log} 2>&1"

@@ -18,7 +18,6 @@ rule render:
         data=DATA,
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/render",
-        device=config["device"],
     threads: stage_threads("render")
     resources:
         gpu=stage_gpu("render"),
@@ -30,7 +29,7 @@ rule render:
         "OMP_NUM_THREADS={threads} pixelnerf render --config {params.config} "
         "--data-root {params.data} --checkpoint {params.checkpoint} "
         "--setting {wildcards.setting} --shard {wildcards.k} --shards {wildcards.K} "
-        "--out {params.out} --device {params.device} > {log} 2>&1"
+        "--out {params.out} --device {config[device]} > {log} 2>&1"
 
 
 rule compare_figure:
@@ -82,7 +81,6 @@ rule approx_render:
         data=DATA,
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/approx/render",
-        device=config["device"],
     threads: stage_threads("render")
     conda:
         CONDA_ENV
@@ -94,4 +92,4 @@ rule approx_render:
         "OMP_NUM_THREADS={threads} pixelnerf render --approx --config {params.config} "
         "--data-root {params.data} --checkpoint {params.checkpoint} "
         "--setting {wildcards.setting} --shard 0 --shards 1 "
-        "--out {params.out} --device {params.device} > {log} 2>&1"
+        "--out {params.out} --device {config[device]} > {log} 2>&1"

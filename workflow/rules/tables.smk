@@ -35,7 +35,6 @@ rule table:
         digest=config_digest("table"),
         benchmarks=BENCH,
         workflow_config=workflow_config_json,
-        device=config["device"],
     threads: stage_threads("light")
     conda:
         CONDA_ENV
@@ -49,7 +48,7 @@ rule table:
         "--out-plot {output.plot} > {log} 2>&1 && "
         "pixelnerf provenance --config {params.config} --experiment {wildcards.exp} "
         "--benchmarks {params.benchmarks} --table {output.csv} "
-        "--workflow-config {params.workflow_config:q} --device {params.device} "
+        "--workflow-config {params.workflow_config:q} --device {config[device]} "
         "--out {output.provenance} >> {log} 2>&1"
 
 

@@ -17,7 +17,6 @@ rule train:
         data=DATA,
         checkpoints=lambda wildcards: f"{CHECKPOINTS}/{wildcards.exp}",
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/train",
-        device=config["device"],
     threads: stage_threads("train")
     resources:
         gpu=stage_gpu("train"),
@@ -28,4 +27,4 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} pixelnerf train --config {params.config} "
         "--data-root {params.data} --checkpoints {params.checkpoints} --out {params.out} "
-        "--device {params.device} > {log} 2>&1"
+        "--device {config[device]} > {log} 2>&1"

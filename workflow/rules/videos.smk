@@ -19,7 +19,6 @@ rule video:
         digest=config_digest("video"),
         data=DATA,
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
-        device=config["device"],
     threads: stage_threads("render")
     resources:
         gpu=stage_gpu("render"),
@@ -30,7 +29,7 @@ rule video:
     shell:
         "OMP_NUM_THREADS={threads} pixelnerf video --config {params.config} "
         "--data-root {params.data} --checkpoint {params.checkpoint} "
-        "--object {wildcards.object} --out {output.video} --device {params.device} "
+        "--object {wildcards.object} --out {output.video} --device {config[device]} "
         "> {log} 2>&1"
 
 
@@ -52,7 +51,6 @@ rule real_photo:
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
         mask=lambda wildcards, input: f"--mask {input.mask}" if input.mask else "",
         out=lambda wildcards: f"{RESULTS}/real/{wildcards.exp}",
-        device=config["device"],
     threads: stage_threads("render")
     resources:
         gpu=stage_gpu("render"),
@@ -63,7 +61,7 @@ rule real_photo:
     shell:
         "OMP_NUM_THREADS={threads} pixelnerf real {input.photo} {params.mask} "
         "--name {wildcards.photo} --config {params.config} --checkpoint {params.checkpoint} "
-        "--out {params.out} --device {params.device} > {log} 2>&1"
+        "--out {params.out} --device {config[device]} > {log} 2>&1"
 
 
 rule real_all:
