@@ -120,15 +120,15 @@ def network_flop_per_ray(model: PixelNeRF, renderer: Renderer, num_views: int) -
         shared = max(mlp.n_blocks - mlp.combine_layer, 0) * 2 * width * width
         return 2.0 * (num_views * per_view + shared + width * mlp.lin_out.out_features)
 
-    cfg = renderer.config
-    fine = cfg.n_coarse + cfg.n_fine if cfg.n_fine > 0 else 0
-    return cfg.n_coarse * per_point(True) + fine * per_point(False)
+    coarse, fine = points_per_pass(renderer)
+    return coarse * per_point(True) + fine * per_point(False)
 
 
-def points_per_ray(renderer: Renderer) -> int:
-    """Network points a ray costs: its coarse samples, then (with a fine pass) coarse + fine."""
+def points_per_pass(renderer: Renderer) -> tuple[int, int]:
+    """Network points a ray costs in the coarse and the fine pass (coarse + fine samples,
+    none without a fine pass)."""
     cfg = renderer.config
-    return cfg.n_coarse + (cfg.n_coarse + cfg.n_fine if cfg.n_fine > 0 else 0)
+    return cfg.n_coarse, (cfg.n_coarse + cfg.n_fine if cfg.n_fine > 0 else 0)
 
 
 def bench_scene(num_objects: int, num_views: int, side: int, seed: int):
@@ -239,7 +239,7 @@ def measure(
         rays=rays,
         seconds=seconds,
         flop_per_ray=network_flop_per_ray(model, renderer, num_views=1),
-        points_per_ray=points_per_ray(renderer),
+        points_per_ray=sum(points_per_pass(renderer)),
         peak_memory_bytes=memory,
         peak_tflops=(peak or {}).get(precision),
     )
