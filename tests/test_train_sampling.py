@@ -231,13 +231,14 @@ def test_bf16_and_tf32_auto_stay_off_until_measured():
 
 def test_learning_rate_schedules():
     constant = TrainConfig.from_mapping({"lr": 1e-3, "steps": 100})
-    assert {constant.learning_rate(step, 100) for step in (0, 50, 99)} == {1e-3}
-    cosine = TrainConfig.from_mapping({"lr": 1e-3, "lr_schedule": "cosine", "lr_final": 1e-5})
-    rates = [cosine.learning_rate(step, 100) for step in range(101)]
+    assert {constant.learning_rate(step) for step in (0, 50, 99)} == {1e-3}
+    cosine = TrainConfig.from_mapping({"lr": 1e-3, "lr_schedule": "cosine", "lr_final": 1e-5,
+                                       "steps": 100})
+    rates = [cosine.learning_rate(step) for step in range(101)]
     assert rates[0] == pytest.approx(1e-3) and rates[100] == pytest.approx(1e-5)
     assert rates[50] == pytest.approx((1e-3 + 1e-5) / 2)
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
-    assert cosine.learning_rate(500, 100) == pytest.approx(1e-5)  # past the budget: final
+    assert cosine.learning_rate(500) == pytest.approx(1e-5)  # past the budget: final
     with pytest.raises(PipelineError, match=r"train\.lr_schedule"):
         TrainConfig.from_mapping({"lr_schedule": "step"})
     with pytest.raises(PipelineError, match=r"train\.lr_final"):

@@ -138,14 +138,15 @@ class Renderer(nn.Module):
         """Network outputs in chunks: points, viewdirs (SB, P, 3) -> (SB, P, 4)."""
         device = points.device
         per_object = max(1, -(-self.chunk_points(model, device) // points.shape[0]))
-        folds = self.config.folds_latent(device)
-        if folds and not model.training and hasattr(model, "fold_latent_terms"):
-            model.fold_latent_terms()  # inference only: training keeps the published graph
-        compiled = self.config.compile and not model.training and hasattr(model, "compile_networks")
+        # Folding, compiling and the evaluation precision are for inference: training keeps
+        # the published graph, eager, under its own train.bf16 / train.tf32.
+        inference = not model.training
+        if inference and self.config.folds_latent(device) and hasattr(model, "fold_latent_terms"):
+            model.fold_latent_terms()
+        compiled = inference and self.config.compile and hasattr(model, "compile_networks")
         if compiled:
             model.compile_networks()
-        # Training runs under the train section's own precision (train.bf16, train.tf32).
-        precision = None if model.training else resolve_precision(self.config.precision, device)
+        precision = resolve_precision(self.config.precision, device) if inference else None
         try:
             outputs = self._evaluate_chunks(model, points, viewdirs, coarse, per_object, precision)
         except torch._dynamo.exc.TorchDynamoException as exc:

@@ -119,11 +119,11 @@ class TrainConfig:
             raise PipelineError(f"{origin}.lr_final must be between 0 and lr ({self.lr}), "
                                 f"not {self.lr_final}")
 
-    def learning_rate(self, step: int, budget: int) -> float:
-        """The rate of 0-based step ``step`` of a schedule of ``budget`` steps."""
+    def learning_rate(self, step: int) -> float:
+        """The rate of 0-based step ``step`` (the schedule spans ``steps``)."""
         if self.lr_schedule == "constant":
             return self.lr
-        progress = min(step / max(budget, 1), 1.0)
+        progress = min(step / max(self.steps, 1), 1.0)
         return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * progress))
 
 

@@ -172,7 +172,7 @@ def train_step(run: Run, step: int, objects: list[dict[str, Any]]) -> tuple[dict
     render_generator = step_generator(cfg.seed, STREAM_RENDER, step, run.device)
     run.model.train()
     for group in run.optimizer.param_groups:
-        group["lr"] = cfg.learning_rate(step, cfg.steps)
+        group["lr"] = cfg.learning_rate(step)
     run.optimizer.zero_grad(set_to_none=True)
     with autocast(run.device, run.precision.bf16):
         losses: Losses = batch_losses(run.model, run.renderer, batch, render_generator)
