@@ -140,3 +140,24 @@ def test_bilinear_rows_equal_grid_sample_everywhere():
     )[..., 0].transpose(1, 2)
     rows = bilinear_rows(channels_last_table(feature_map), grid, 6, 7)
     torch.testing.assert_close(rows, expected, rtol=0, atol=1e-6)
+
+
+def test_bilinear_rows_gradients_equal_grid_sample():
+    """Training samples the latent through rows too: its gradients must be grid_sample's."""
+    from pixelnerf.model.encoder import bilinear_rows, channels_last_table
+
+    generator = torch.Generator().manual_seed(1)
+    feature_map = torch.randn(2, 5, 6, 7, generator=generator, dtype=torch.float64)
+    grid = torch.rand(2, 300, 2, generator=generator, dtype=torch.float64) * 1.9 - 0.95
+    feature_map.requires_grad_()
+    grid.requires_grad_()
+    upstream = torch.randn(2, 300, 5, generator=generator, dtype=torch.float64)
+    expected = torch.nn.functional.grid_sample(
+        feature_map, grid.unsqueeze(2), mode="bilinear", padding_mode="border",
+        align_corners=True,
+    )[..., 0].transpose(1, 2)
+    expected_grads = torch.autograd.grad(expected, (feature_map, grid), upstream)
+    rows = bilinear_rows(channels_last_table(feature_map), grid, 6, 7)
+    row_grads = torch.autograd.grad(rows, (feature_map, grid), upstream)
+    for got, want in zip(row_grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)

@@ -28,7 +28,7 @@ class SourceViews:
     latent_terms: the MLPs' ``lin_z`` layers folded into the latent map, per MLP name
     (``"coarse"``, ``"fine"``): (SB*NS, n_lin_z * d_hidden, H', W'); empty until
     :meth:`PixelNeRF.fold_latent_terms`. tables: the same maps channels-last
-    ((SB*NS*H'*W', C), see ``encoder.bilinear_rows``), made on first use at inference.
+    ((SB*NS*H'*W', C), see ``encoder.bilinear_rows``), made on first use.
     """
 
     latent: torch.Tensor
@@ -198,11 +198,17 @@ class PixelNeRF(nn.Module):
             return "coarse", self.mlp_coarse
         return "fine", self.mlp_fine
 
+    def folded_latent_width(self) -> int:
+        """Channels of the widest map :meth:`fold_latent_terms` makes (0: nothing to fold)."""
+        mlps = (self.mlp_coarse, self.mlp_fine)
+        return max(len(m.lin_z) * m.lin_in.out_features for m in mlps if m is not None)
+
     def fold_latent_terms(self) -> None:
         """Precompute, for the encoded views, the ``lin_z`` layers on the whole latent map.
 
         Queries then sample that map instead of multiplying each point's latent: the same
-        result (to float rounding) for about a quarter fewer FLOPs a point. For inference.
+        result (to float rounding) for about a quarter fewer FLOPs a point. Differentiable:
+        training folds once per step (``train.fold_latent``).
         """
         src = self.sources
         if src is None:
@@ -228,14 +234,15 @@ class PixelNeRF(nn.Module):
         """Features of ``feature_map`` (SB*NS, C, H', W') at pixels uv (SB, NS, B, 2)
         -> (SB, NS, B, C).
 
-        Inference takes channels-last rows (same values, several times faster on CPU);
-        training keeps ``grid_sample``, whose gradients the published training used.
+        Channels-last rows where they reproduce ``grid_sample``: the same values and the
+        same gradients (to float rounding), several times faster on CPU, forward and
+        backward; training spent a fifth of its step in ``grid_sample``'s backward.
         """
         src = self.sources
         num_objects, num_views, num_points, _ = uv.shape
         flat_uv = uv.reshape(num_objects * num_views, num_points, 2)
         map_size = tuple(feature_map.shape[-2:])
-        if torch.is_grad_enabled() or not self.encoder.rows_supported(map_size):
+        if not self.encoder.rows_supported(map_size):
             sampled = self.encoder.index(feature_map, flat_uv, src.image_size)  # (N, C, B)
             return sampled.reshape(num_objects, num_views, -1, num_points).transpose(-1, -2)
         if map_name not in src.tables:

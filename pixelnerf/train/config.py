@@ -50,6 +50,11 @@ class TrainConfig:
             saturation, contrast and brightness alike).
         bf16: bfloat16 autocast of the forward pass: true, false or ``auto``.
         tf32: TF32 matmuls and convolutions: true, false or ``auto``.
+        fold_latent: apply the MLPs' ``lin_z`` layers to the latent map once a step and
+            sample the result (``PixelNeRF.fold_latent_terms``), instead of multiplying
+            every sampled point's latent: the same function and gradients, fewer FLOPs
+            when a step queries more points than the map has cells. ``auto`` folds when
+            the folded map is no wider than the latent, so sampling costs no more.
         num_workers: DataLoader worker processes decoding objects; 0 decodes in the main
             process and keeps decoded objects in memory up to ``cache_mb``.
         cache_mb: memory for decoded objects when ``num_workers`` is 0.
@@ -77,6 +82,7 @@ class TrainConfig:
     color_jitter_range: float = 0.1
     bf16: bool | str = "auto"
     tf32: bool | str = "auto"
+    fold_latent: bool | str = "auto"
     num_workers: int = 0
     cache_mb: int = 4096
     val_objects: int = 4
@@ -130,7 +136,7 @@ class TrainConfig:
 # Fields whose default does not show their type: optional ones (null allowed) and flags.
 OPTIONAL_KINDS: dict[str, type] = {"published_source": str, "published_name": str,
                                    "max_views": int}
-FLAG_FIELDS = ("bf16", "tf32")
+FLAG_FIELDS = ("bf16", "tf32", "fold_latent")
 
 
 def _check(name: str, value: Any, default: Any, origin: str) -> Any:
@@ -187,3 +193,13 @@ def resolve_precision(config: TrainConfig, device: torch.device) -> Precision:
     if tf32 and device.type != "cuda":
         raise PipelineError(f"train.tf32 is true but the device is {device}; TF32 needs CUDA")
     return Precision(bf16=bf16, tf32=tf32)
+
+
+def resolve_fold(config: TrainConfig, latent_width: int, folded_width: int) -> bool:
+    """Decide ``fold_latent`` for a model whose latent has ``latent_width`` channels and
+    whose folded map would have ``folded_width`` (0: the MLPs have no ``lin_z``)."""
+    if folded_width == 0:
+        return False
+    if config.fold_latent == "auto":
+        return folded_width <= latent_width
+    return bool(config.fold_latent)

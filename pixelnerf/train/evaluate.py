@@ -31,6 +31,7 @@ def validation_loss(
     seed: int,
     device: torch.device,
     bf16: bool = False,
+    fold: bool = False,
 ) -> dict[str, float]:
     """Mean loss and PSNR over ``objects`` in eval mode (BatchNorm running statistics).
 
@@ -45,7 +46,7 @@ def validation_loss(
         for group in chunks(objects, batch_objects):
             batch = sample_batch(group, settings, sampler)
             with autocast(device, bf16):
-                losses = batch_losses(model, renderer, batch, render_generator)
+                losses = batch_losses(model, renderer, batch, render_generator, fold)
             values = losses.values()
             mse = values["loss_fine"] if losses.fine is not None else values["loss_coarse"]
             total += values["loss"] * len(group)

@@ -23,7 +23,7 @@ from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_write_text
 from pixelnerf.train.batches import first_objects, step_batches
 from pixelnerf.train.checkpoint import Checkpointer, warn
-from pixelnerf.train.config import Precision, TrainConfig, resolve_precision
+from pixelnerf.train.config import Precision, TrainConfig, resolve_fold, resolve_precision
 from pixelnerf.train.evaluate import validation_loss
 from pixelnerf.train.monitor import LossLog, Progress, Scalars
 from pixelnerf.train.objective import Losses, autocast, batch_losses, tf32_matmul
@@ -72,6 +72,7 @@ class Run:
     budget: int
     device: torch.device
     precision: Precision
+    fold_latent: bool
     model: Any
     renderer: Any
     optimizer: torch.optim.Optimizer
@@ -148,7 +149,10 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
     if needs_val:
         val_objects = held_out_objects(experiment, data_root, config.val_objects, device)
     return Run(config=config, budget=budget, device=device,
-               precision=resolve_precision(config, device), model=model, renderer=renderer,
+               precision=resolve_precision(config, device),
+               fold_latent=resolve_fold(config, model.encoder.latent_size,
+                                        model.folded_latent_width()),
+               model=model, renderer=renderer,
                optimizer=optimizer, train_set=train_set, val_objects=val_objects)
 
 
@@ -175,7 +179,8 @@ def train_step(run: Run, step: int, objects: list[dict[str, Any]]) -> tuple[dict
         group["lr"] = cfg.learning_rate(step)
     run.optimizer.zero_grad(set_to_none=True)
     with autocast(run.device, run.precision.bf16):
-        losses: Losses = batch_losses(run.model, run.renderer, batch, render_generator)
+        losses: Losses = batch_losses(run.model, run.renderer, batch, render_generator,
+                                      run.fold_latent)
     losses.total.backward()
     run.optimizer.step()
     return losses.values(), batch.n_rays
@@ -188,7 +193,7 @@ def validate(run: Run) -> dict[str, float]:
                                use_bbox=False, color_jitter=None)
     return validation_loss(run.model, run.renderer, run.val_objects, settings,
                            run.config.batch_objects, run.config.seed, run.device,
-                           run.precision.bf16)
+                           run.precision.bf16, run.fold_latent)
 
 
 def visualize(run: Run, step: int, directory: Path) -> float:

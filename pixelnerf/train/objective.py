@@ -42,16 +42,21 @@ def psnr(mse: float) -> float:
 
 
 def render_batch(model: Any, renderer: Any, batch: RayBatch,
-                 generator: torch.Generator | None) -> dict[str, dict[str, torch.Tensor]]:
-    """Encode the batch's source views and render its rays: the renderer's output dict."""
+                 generator: torch.Generator | None,
+                 fold: bool = False) -> dict[str, dict[str, torch.Tensor]]:
+    """Encode the batch's source views and render its rays: the renderer's output dict.
+    ``fold``: fold the MLPs' ``lin_z`` into the latent map first (``train.fold_latent``)."""
     model.encode(batch.src_images, batch.src_poses, batch.focal, c=batch.c)
+    if fold:
+        model.fold_latent_terms()
     return renderer(model, batch.rays, generator=generator)
 
 
 def batch_losses(model: Any, renderer: Any, batch: RayBatch,
-                 generator: torch.Generator | None) -> Losses:
-    """MSE(coarse) + MSE(fine) of one batch, computed in float32."""
-    out = render_batch(model, renderer, batch, generator)
+                 generator: torch.Generator | None, fold: bool = False) -> Losses:
+    """MSE(coarse) + MSE(fine) of one batch, computed in float32 (``fold``: see
+    :func:`render_batch`)."""
+    out = render_batch(model, renderer, batch, generator, fold)
     target = batch.target.float()
     coarse = torch.mean((out["coarse"]["rgb"].float() - target) ** 2)
     fine_out = out.get("fine")
