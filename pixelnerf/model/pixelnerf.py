@@ -236,13 +236,15 @@ class PixelNeRF(nn.Module):
 
         Channels-last rows where they reproduce ``grid_sample``: the same values and the
         same gradients (to float rounding), several times faster on CPU, forward and
-        backward; training spent a fifth of its step in ``grid_sample``'s backward.
+        backward (CPU training spent a fifth of its step in ``grid_sample``'s backward).
+        Training on a GPU keeps ``grid_sample``: the rows' backward is unmeasured there.
         """
         src = self.sources
         num_objects, num_views, num_points, _ = uv.shape
         flat_uv = uv.reshape(num_objects * num_views, num_points, 2)
         map_size = tuple(feature_map.shape[-2:])
-        if not self.encoder.rows_supported(map_size):
+        gpu_training = torch.is_grad_enabled() and feature_map.device.type != "cpu"
+        if gpu_training or not self.encoder.rows_supported(map_size):
             sampled = self.encoder.index(feature_map, flat_uv, src.image_size)  # (N, C, B)
             return sampled.reshape(num_objects, num_views, -1, num_points).transpose(-1, -2)
         if map_name not in src.tables:
