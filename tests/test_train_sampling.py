@@ -243,3 +243,20 @@ def test_learning_rate_schedules():
         TrainConfig.from_mapping({"lr_schedule": "step"})
     with pytest.raises(PipelineError, match=r"train\.lr_final"):
         TrainConfig.from_mapping({"lr": 1e-4, "lr_final": 1e-3})
+
+
+def test_learning_rate_warmup_scales_the_first_steps():
+    warm = TrainConfig.from_mapping({"lr": 1e-3, "lr_schedule": "cosine", "lr_final": 1e-5,
+                                     "steps": 100, "lr_warmup": 10})
+    cold = TrainConfig.from_mapping({"lr": 1e-3, "lr_schedule": "cosine", "lr_final": 1e-5,
+                                     "steps": 100})
+    for step in range(10):
+        assert warm.learning_rate(step) == pytest.approx(
+            (step + 1) / 10 * cold.learning_rate(step))
+    assert [warm.learning_rate(s) for s in range(9, 101)] == [
+        cold.learning_rate(s) for s in range(9, 101)]
+    constant = TrainConfig.from_mapping({"lr": 1e-3, "lr_warmup": 4})
+    assert [constant.learning_rate(s) for s in range(6)] == pytest.approx(
+        [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    with pytest.raises(PipelineError, match=r"train\.lr_warmup"):
+        TrainConfig.from_mapping({"lr_warmup": -1})

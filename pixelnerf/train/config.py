@@ -38,6 +38,10 @@ class TrainConfig:
             cosine from ``lr`` at step 0 to ``lr_final`` at ``steps``. It depends on
             the step alone, so a resumed run uses the rates of an unbroken one.
         lr_final: the rate at the end of a ``cosine`` schedule.
+        lr_warmup: steps over which the rate rises linearly from ``lr / lr_warmup`` to the
+            scheduled rate (0: none, as published). A high rate from step 0 can push the
+            density below zero everywhere before the colours are learnt: the model then
+            renders the background alone and ReLU passes no gradient to leave it.
         no_bbox_step: from this step on, rays are drawn uniformly instead of inside the
             mask bounding box (published 100000).
         checkpoint_every: steps between checkpoints (published 50).
@@ -73,6 +77,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_schedule: str = "constant"
     lr_final: float = 0.0
+    lr_warmup: int = 0
     no_bbox_step: int = 100000
     checkpoint_every: int = 50
     val_every: int = 50
@@ -105,7 +110,7 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise PipelineError(f"{origin}.{name} must be positive, not {getattr(self, name)}")
         for name in ("no_bbox_step", "val_every", "vis_every", "num_workers", "val_objects",
-                     "cache_mb"):
+                     "cache_mb", "lr_warmup"):
             if getattr(self, name) < 0:
                 raise PipelineError(f"{origin}.{name} must not be negative")
         if self.weights not in WEIGHT_SOURCES:
@@ -126,11 +131,14 @@ class TrainConfig:
                                 f"not {self.lr_final}")
 
     def learning_rate(self, step: int) -> float:
-        """The rate of 0-based step ``step`` (the schedule spans ``steps``)."""
+        """The rate of 0-based step ``step`` (the schedule spans ``steps``; the warm-up
+        scales its first ``lr_warmup`` steps)."""
+        warmup = min((step + 1) / self.lr_warmup, 1.0) if self.lr_warmup else 1.0
         if self.lr_schedule == "constant":
-            return self.lr
+            return warmup * self.lr
         progress = min(step / max(self.steps, 1), 1.0)
-        return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * progress))
+        cosine = 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * progress))
+        return warmup * (self.lr_final + cosine)
 
 
 # Fields whose default does not show their type: optional ones (null allowed) and flags.
