@@ -228,6 +228,29 @@ def test_per_setting_rows_and_dtu_cameras(tmp_path: Path) -> None:
     assert tables.build_table(config, rows, paper).cameras == "own"
 
 
+def test_plot_draws_baselines_as_lines_and_paper_bars_only_where_published() -> None:
+    import matplotlib.pyplot as plt
+
+    rows = [_row("1v", "a", 20.0), _row("1v", "b", 22.0, category="chair"),
+            _row("1v", "a", 10.0, category="baseline:background"),
+            _row("1v", "b", 14.0, category="baseline:background"),
+            _row("1v", "a", 12.0, category="baseline:source_view")]
+    config = {"name": "demo", "dataset": {"format": "dvr"}}
+    figure = tables.table_figure(tables.build_table(config, rows, []))
+    psnr = figure.axes[0]
+    lines = {line.get_label(): line.get_ydata()[0] for line in psnr.get_lines()}
+    assert lines == {"baseline:background (total)": pytest.approx(12.0),
+                     "baseline:source_view (total)": pytest.approx(12.0)}
+    assert [bar.get_height() for bar in psnr.patches] == pytest.approx([20.0, 22.0, 21.0])
+    assert "paper" not in [t.get_text() for t in psnr.get_legend().get_texts()]
+    plt.close(figure)
+    paper = [tables.PaperRow("1v", "car", 21.0, None, None, None, "confirmed", "src")]
+    figure = tables.table_figure(tables.build_table(config, rows, paper))
+    assert len(figure.axes[0].patches) == 6  # ours and the paper's, the paper's NaN but one
+    assert "paper" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    plt.close(figure)
+
+
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     twice = [_row("1v", "a", 20.0), _row("1v", "a", 21.0)]
     with pytest.raises(PipelineError, match="more than one"):
