@@ -38,10 +38,10 @@ class TrainConfig:
             cosine from ``lr`` at step 0 to ``lr_final`` at ``steps``. It depends on
             the step alone, so a resumed run uses the rates of an unbroken one.
         lr_final: the rate at the end of a ``cosine`` schedule.
-        lr_warmup: steps over which the rate rises linearly from ``lr / lr_warmup`` to the
-            scheduled rate (0: none, as published). A high rate from step 0 can push the
-            density below zero everywhere before the colours are learnt: the model then
-            renders the background alone and ReLU passes no gradient to leave it.
+        lr_warmup: steps over which the rate rises linearly from ``1 / lr_warmup`` of the
+            scheduled rate to all of it (0: none, as published). A high rate from step 0
+            can push the density below zero everywhere before the colours are learnt: the
+            model then renders the background alone and ReLU passes no gradient to leave it.
         no_bbox_step: from this step on, rays are drawn uniformly instead of inside the
             mask bounding box (published 100000).
         checkpoint_every: steps between checkpoints (published 50).
@@ -135,10 +135,12 @@ class TrainConfig:
         scales its first ``lr_warmup`` steps)."""
         warmup = min((step + 1) / self.lr_warmup, 1.0) if self.lr_warmup else 1.0
         if self.lr_schedule == "constant":
-            return warmup * self.lr
-        progress = min(step / max(self.steps, 1), 1.0)
-        cosine = 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * progress))
-        return warmup * (self.lr_final + cosine)
+            scheduled = self.lr
+        else:
+            progress = min(step / max(self.steps, 1), 1.0)
+            scheduled = self.lr_final + 0.5 * (self.lr - self.lr_final) * (
+                1 + math.cos(math.pi * progress))
+        return warmup * scheduled
 
 
 # Fields whose default does not show their type: optional ones (null allowed) and flags.
