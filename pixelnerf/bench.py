@@ -1,6 +1,6 @@
-"""`pixelnerf bench`: rendering throughput at the published sn64 model size.
+"""Rendering throughput at the published sn64 model size (``pixelnerf bench``).
 
-run -> bench_scene -> measure (per path) -> render_objects.render_views. Weights are
+bench -> bench_scene -> measure (per path) -> pixelnerf.eval.inference.render_views. Weights are
 random (speed does not depend on them). The reference path is the spec's loop: one object
 at a time, fp32, 50,000-ray batches of 50,000-point network calls, no folding. The fast
 paths are the project's own settings per precision.
@@ -8,7 +8,6 @@ paths are the project's own settings per precision.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import resource
@@ -17,20 +16,19 @@ from dataclasses import dataclass
 
 import torch
 
-from pixelnerf.config import PROJECT_ROOT, load_experiment, section
-from pixelnerf.device import resolve_device
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.config import DEFAULT_RAY_BATCH
+from pixelnerf.eval.inference import Cameras, render_views
+from pixelnerf.eval.protocol import ViewSelection
 from pixelnerf.model import PixelNeRF
-from pixelnerf.protocol import ViewSelection
 from pixelnerf.render import Renderer
 from pixelnerf.render.precision import PRECISIONS, bf16_supported, resolve_precision
-from pixelnerf.render_objects import Cameras, render_views
 
-# The paper's sn64 evaluation: objects x target views x pixels (spec section 5).
+# The paper's sn64 evaluation: objects x target views x pixels.
 SN64_OBJECTS = 8762
 SN64_TARGET_VIEWS = 23
 SN64_IMAGE_SIDE = 64
-PUBLISHED_RAY_BATCH = 50000  # eval.py's ray batch, also its network batch in points
+PUBLISHED_RAY_BATCH = DEFAULT_RAY_BATCH  # eval.py's ray batch, also its network batch in points
 # bench path options: renderer key and value
 PATH_OPTIONS = {
     "fold": ("fold_latent", True),
@@ -72,41 +70,6 @@ class BenchResult:
     def projected_sn64_seconds(self) -> float:
         rays = SN64_OBJECTS * SN64_TARGET_VIEWS * SN64_IMAGE_SIDE**2
         return rays / self.rays_per_second
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        default=str(PROJECT_ROOT / "config/experiments/sn64.yaml"),
-        help="experiment whose model and renderer are measured (default sn64)",
-    )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--objects",
-        type=int,
-        default=None,
-        help="objects rendered per path (default: 16 on GPU, 1 on CPU)",
-    )
-    parser.add_argument(
-        "--views",
-        type=int,
-        default=None,
-        help="target views per object (default: 23 on GPU, 1 on CPU)",
-    )
-    parser.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="side of the square views (default: 64 on GPU, 32 on CPU)",
-    )
-    parser.add_argument(
-        "--paths",
-        default=None,
-        help="comma-separated paths: reference, or a precision (fp32, tf32, bf16, auto) with "
-        "the experiment's renderer settings changed by +fold, +nofold, +compile, +eager, e.g. "
-        "bf16+eager (default: reference and each precision the device has)",
-    )
-    parser.add_argument("--seed", type=int, default=0)
 
 
 def network_flop_per_ray(model: PixelNeRF, renderer: Renderer, num_views: int) -> float:
@@ -272,37 +235,56 @@ def format_result(result: BenchResult, reference: BenchResult | None) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
+@dataclass(frozen=True)
+class BenchSettings:
+    """What one bench run measures: scene size, paths (None: :func:`default_paths`), seed."""
+
+    objects: int
+    views: int
+    image_size: int
+    paths: tuple[str, ...] | None
+    seed: int
+
+
+def default_settings(device: torch.device, objects: int | None, views: int | None,
+                     image_size: int | None, paths: tuple[str, ...] | None,
+                     seed: int) -> BenchSettings:
+    """The sn64 evaluation's size on a GPU, a small one on the CPU, where not given."""
     on_gpu = device.type == "cuda"
-    objects = args.objects or (16 if on_gpu else 1)
-    views = args.views or (SN64_TARGET_VIEWS if on_gpu else 1)
-    side = args.image_size or (SN64_IMAGE_SIDE if on_gpu else 32)
-    experiment = load_experiment(args.config)
-    torch.manual_seed(args.seed)
-    model = PixelNeRF.from_config(section(experiment, "model"), pretrained_encoder=False)
+    return BenchSettings(objects or (16 if on_gpu else 1),
+                         views or (SN64_TARGET_VIEWS if on_gpu else 1),
+                         image_size or (SN64_IMAGE_SIDE if on_gpu else 32), paths, seed)
+
+
+def bench(model_config: dict, renderer_cfg: dict, settings: BenchSettings,
+          device: torch.device, source: str, emit=print) -> list[BenchResult]:
+    """Measure every path and ``emit`` the table line by line; returns the results."""
+    torch.manual_seed(settings.seed)
+    model = PixelNeRF.from_config(model_config, pretrained_encoder=False)
     model = model.to(device).eval()
-    renderer_cfg = section(experiment, "renderer")
-    scene = bench_scene(objects, views, side, args.seed)
+    objects, views, side = settings.objects, settings.views, settings.image_size
+    scene = bench_scene(objects, views, side, settings.seed)
     name, peak = device_peak(device)
-    paths = args.paths.split(",") if args.paths else default_paths(device)
-    print(
+    paths = list(settings.paths) if settings.paths else default_paths(device)
+    emit(
         f"device: {name}; torch {torch.__version__}; {objects} object(s) x {views} view(s) of "
-        f"{side}x{side}; model from {args.config}"
+        f"{side}x{side}; model from {source}"
     )
-    print(
+    emit(
         f"{'path':<20} {'rays/s':>12} {'points/s':>14} {'TFLOP/s':>8} {'of peak':>8} "
         f"{'mem GiB':>8} {'sn64 h':>10} {'vs ref':>8}"
     )
     reference = None
+    results = []
     for path in paths:
-        result = measure(model, renderer_cfg, path, scene, device, args.seed, peak)
+        result = measure(model, renderer_cfg, path, scene, device, settings.seed, peak)
         if path == "reference":
             reference = result
-        print(format_result(result, reference), flush=True)
+        results.append(result)
+        emit(format_result(result, reference))
     flop = network_flop_per_ray(model, Renderer.from_config(renderer_cfg), num_views=1)
-    print(
+    emit(
         f"TFLOP/s counts the unfolded network's FLOPs (about {flop / 1e9:.2f} GFLOP a ray); "
         "sn64 h projects rendering alone over 8,762 objects x 23 views at 64x64."
     )
-    return 0
+    return results

@@ -1,8 +1,8 @@
 """The ``pixelnerf`` command line: one subcommand per workflow step.
 
-Each subcommand lives in its own module, which defines ``add_arguments(parser)`` and
-``run(args) -> int``; it is imported only when called, so ``pixelnerf --help`` is fast
-and one step's heavy imports never slow another down.
+Each subcommand lives in its own module of :mod:`pixelnerf.commands`, named after it, which
+defines ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when called,
+so ``pixelnerf --help`` is fast and one step's heavy imports never slow another down.
 """
 
 from __future__ import annotations
@@ -14,23 +14,28 @@ from collections.abc import Sequence
 
 from pixelnerf.errors import PipelineError
 
-# name -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("pixelnerf.bench", "rendering throughput per precision against the reference path"),
-    "validate-data": ("pixelnerf.data.validate", "list every bad file of a dataset in one pass"),
-    "synth-demo": ("pixelnerf.data.demo", "write the embedded demo dataset (DVR layout)"),
-    "split": ("pixelnerf.split", "write an experiment's seeded unseen-category split lists"),
-    "metrics": ("pixelnerf.evaluate_metrics", "PSNR, SSIM, LPIPS per object of a render shard"),
-    "table": ("pixelnerf.evaluate_table", "the table beside the paper's numbers"),
-    "approx-summary": ("pixelnerf.evaluate_approx", "approximate evaluation: means, 95% CI"),
-    "render": ("pixelnerf.render_objects", "render the target views of one shard of test objects"),
-    "figure": ("pixelnerf.figures", "renders beside ground truth for the report"),
-    "provenance": ("pixelnerf.provenance", "git commit, configs, versions, device, stage times"),
-    "download": ("pixelnerf.download.cli", "fetch, verify and extract one entry of sources.yaml"),
-    "train": ("pixelnerf.train.cli", "train one experiment to its step budget (resumes by itself)"),
-    "video": ("pixelnerf.video.cli", "novel views of an object along the published camera path"),
-    "real": ("pixelnerf.real.cli", "photos of cars: segment, normalise, render a turntable"),
+# name -> one-line help; the subcommand's module is pixelnerf.commands.<name with _ for ->
+SUBCOMMANDS: dict[str, str] = {
+    "bench": "rendering throughput per precision against the reference path",
+    "validate-data": "list every bad file of a dataset in one pass",
+    "synth-demo": "write the embedded demo dataset (DVR layout)",
+    "split": "write an experiment's seeded unseen-category split lists",
+    "metrics": "PSNR, SSIM, LPIPS per object of a render shard",
+    "table": "the table beside the paper's numbers",
+    "approx-summary": "approximate evaluation: means, 95% CI",
+    "render": "render the target views of one shard of test objects",
+    "figure": "renders beside ground truth for the report",
+    "provenance": "git commit, configs, versions, device, stage times",
+    "download": "fetch, verify and extract one entry of sources.yaml",
+    "train": "train one experiment to its step budget (resumes by itself)",
+    "video": "novel views of an object along the published camera path",
+    "real": "photos of cars: segment, normalise, render a turntable",
 }
+
+
+def command_module(name: str) -> str:
+    """``approx-summary`` -> ``pixelnerf.commands.approx_summary``."""
+    return "pixelnerf.commands." + name.replace("-", "_")
 
 
 def _top_level_parser() -> argparse.ArgumentParser:
@@ -39,7 +44,7 @@ def _top_level_parser() -> argparse.ArgumentParser:
         description="pixelNeRF pipeline steps (the Snakemake workflow calls these).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="subcommands:\n"
-        + "\n".join(f"  {name:<16} {text}" for name, (_, text) in SUBCOMMANDS.items()),
+        + "\n".join(f"  {name:<16} {text}" for name, text in SUBCOMMANDS.items()),
     )
     parser.add_argument("subcommand", choices=sorted(SUBCOMMANDS), metavar="SUBCOMMAND")
     return parser
@@ -52,8 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _top_level_parser().parse_args(argv[:1] or ["--help"])
         return 2
     name = argv[0]
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"pixelnerf {name}", description=SUBCOMMANDS[name][1])
+    module = importlib.import_module(command_module(name))
+    parser = argparse.ArgumentParser(prog=f"pixelnerf {name}", description=SUBCOMMANDS[name])
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     try:

@@ -2,13 +2,17 @@
 
 Every subcommand takes `--config config/experiments/<name>.yaml`; this module turns that
 file into a validated mapping, so a misspelt key or a wrong type stops before any work with
-one line naming the key.
+one line naming the key. The JSON schemas ship inside the package
+(``pixelnerf/schemas/*.schema.yaml``) and are the one check of keys, types and ranges, for
+the command line and the Snakefile alike; the typed sections (``EvalConfig``, ``TrainConfig``,
+...) are built from the validated mapping.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,20 @@ import yaml
 from pixelnerf.errors import PipelineError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENT_SCHEMA = PROJECT_ROOT / "workflow" / "schemas" / "experiment.schema.yaml"
+EXPERIMENT_SCHEMA = "experiment.schema.yaml"
+CONFIG_SCHEMA = "config.schema.yaml"
+
+
+def schema_path(name: str) -> Path:
+    """The file of a packaged schema (``experiment.schema.yaml`` or ``config.schema.yaml``);
+    Snakemake's ``validate`` takes a path."""
+    return Path(str(resources.files("pixelnerf") / "schemas" / name))
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """A packaged schema as a mapping."""
+    text = (resources.files("pixelnerf") / "schemas" / name).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -40,12 +57,13 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def validate(data: Mapping[str, Any], schema_path: str | os.PathLike, origin: str) -> None:
-    """Validate ``data`` against a JSON schema (YAML file); the first error names its key path."""
-    import jsonschema
+def validate(data: Mapping[str, Any], schema: str, origin: str) -> None:
+    """Validate ``data`` against the packaged schema ``schema`` with the validator of the
+    draft the schema declares; the first error names its key path."""
+    from jsonschema.validators import validator_for
 
-    schema = load_yaml(schema_path)
-    validator = jsonschema.Draft7Validator(schema)
+    document = load_schema(schema)
+    validator = validator_for(document)(document)
     errors = sorted(validator.iter_errors(dict(data)), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
@@ -56,8 +74,7 @@ def validate(data: Mapping[str, Any], schema_path: str | os.PathLike, origin: st
 def load_experiment(path: str | os.PathLike) -> dict[str, Any]:
     """Load and validate one experiment config (`config/experiments/<name>.yaml`)."""
     data = load_yaml(path)
-    if EXPERIMENT_SCHEMA.exists():
-        validate(data, EXPERIMENT_SCHEMA, str(path))
+    validate(data, EXPERIMENT_SCHEMA, str(path))
     return data
 
 

@@ -1,5 +1,5 @@
-"""``pixelnerf split``: write an experiment's unseen-category split lists (the published
-``genlist``, spec section 6).
+"""An experiment's unseen-category split lists (``pixelnerf split``; the published
+``genlist``).
 
 For every category folder of the dataset, ``<prefix>{train,val,test}.lst``: a seen
 category keeps its training and validation objects (from the source lists, e.g.
@@ -9,7 +9,7 @@ category gets three empty lists. The published quarter was never released (the v
 gives a source view for every object), so this split is a seeded choice and says so.
 The record (settings, counts, that note; ``--out``, default ``<root>/<prefix>split.json``)
 is written last. Reruns write
-identical files. Call chain: run -> split_settings -> make_split -> write_split.
+identical files. Call chain: split_settings -> make_split -> write_split.
 
 Config: the experiment's ``dataset.split`` mapping (keys and defaults in
 :class:`SplitSettings`): seen, unseen (category folder names), test_fraction, val_fraction,
@@ -22,7 +22,6 @@ seed, source_list (a ``category object view`` file that must name every test obj
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import zlib
@@ -212,35 +211,6 @@ def write_split(root: str | os.PathLike, split: dict[str, dict[str, list[str]]],
     return marker
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="config/experiments/<name>.yaml")
-    parser.add_argument("--data-root", default="data", help="root of the datasets")
-    parser.add_argument("--out", default=None,
-                        help="record written last (default <dataset>/<prefix>split.json)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from pixelnerf.config import load_experiment, section
-
-    config = load_experiment(args.config)
-    dataset = section(config, "dataset")
-    if "dir" not in dataset:
-        raise PipelineError(f"{args.config}: dataset.dir is missing")
-    settings = split_settings(config)
-    root = Path(args.data_root) / str(dataset["dir"])
-    split = make_split(root, settings)
-    if settings.source_list is not None:
-        check_source_list(split, Path(settings.source_list))
-    marker = write_split(root, split, settings, args.out)
-    tested = sum(len(split[c]["test"]) for c in settings.unseen)
-    total = sum(len(set(_all(root / c, settings.source_prefix))) for c in settings.unseen)
-    print(f"split: wrote {settings.list_prefix}{{train,val,test}}.lst for {len(split)} "
-          f"categories under {root}; {tested} of {total} objects of {len(settings.unseen)} "
-          f"unseen categories are test objects (test_fraction {settings.test_fraction}, "
-          f"seed {settings.seed}); record: {marker}")
-    print(f"split: note: {NOTE}")
-    return 0
-
-
-def _all(folder: Path, prefix: str) -> list[str]:
+def source_objects(folder: Path, prefix: str) -> list[str]:
+    """Every object of a category folder's source lists (all splits)."""
     return [obj for objs in _category_objects(folder, prefix).values() for obj in objs]

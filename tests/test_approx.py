@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixelnerf import approx, cli
+from pixelnerf import cli
 from pixelnerf.errors import PipelineError
-from pixelnerf.object_scores import ObjectRow, write_rows
+from pixelnerf.eval import approx
+from pixelnerf.eval.object_scores import ObjectRow, write_rows
 
 # Student's t quantiles t_{0.975, df}, from printed tables (independent of scipy).
 T975 = {1: 12.706205, 4: 2.776445, 9: 2.262157}
@@ -126,13 +127,14 @@ def test_plan_on_demo_data(tmp_path: Path, project_root: Path) -> None:
     from eval_helpers import tiny_demo_config
 
     from pixelnerf.data import open_dataset
-    from pixelnerf.protocol import Protocol
+    from pixelnerf.eval.config import EvalConfig
+    from pixelnerf.eval.protocol import Protocol
 
     data_root = tmp_path / "data"
     _, config = tiny_demo_config(project_root, data_root, tmp_path / "demo.yaml")
     approx_cfg = config["eval"]["approx"]
     dataset = open_dataset("dvr", data_root / "demo_tiny", "test")
-    protocol = Protocol.from_config(config)
+    protocol = Protocol.from_config(EvalConfig.of_experiment(config))
     n_views = dataset[0]["images"].shape[0]
     selections = {e.object_id: protocol.select(approx_cfg["setting"], e.object_id, n_views)
                   for e in dataset.entries}

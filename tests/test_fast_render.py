@@ -9,7 +9,7 @@ from model_fixtures import encoded_scene, look_at_origin, tiny_model
 
 import pixelnerf.render as R
 from pixelnerf.errors import PipelineError
-from pixelnerf.metrics import psnr, quantize_8bit, ssim
+from pixelnerf.eval.metrics import psnr, quantize_8bit, ssim
 from pixelnerf.render.precision import cpu_has_native_bf16
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -127,12 +127,12 @@ def render_held_out(experiment, paths, precision: str, device: torch.device
                     ) -> tuple[list, list]:
     """Every held-out object's views 1.. rendered from view 0 -> (renders, ground truths)."""
     from pixelnerf.data import open_dataset
-    from pixelnerf.protocol import ViewSelection
-    from pixelnerf.render_objects import Cameras, load_model, render_views
+    from pixelnerf.eval.inference import Cameras, load_model, render_views
+    from pixelnerf.eval.protocol import ViewSelection
 
     data_root = paths.checkpoints.parent / "data"
     dataset = open_dataset("dvr", data_root / experiment["dataset"]["dir"], "val")
-    model = load_model(experiment, paths.checkpoints / "pixel_nerf_latest", device)
+    model = load_model(experiment["model"], paths.checkpoints / "pixel_nerf_latest", device)
     renderer = R.Renderer.from_config({**experiment["renderer"], "precision": precision})
     renders, truths = [], []
     for index in range(len(dataset)):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from pixelnerf import metrics
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval import metrics
 
 
 def _pair(seed: int, shape=(23, 31, 3)) -> tuple[np.ndarray, np.ndarray]:
@@ -212,12 +212,13 @@ def test_metrics_cli_on_demo_data(tmp_path, project_root, torch_home, capsys) ->
 
     from pixelnerf import cli
     from pixelnerf.data import open_dataset
-    from pixelnerf.protocol import Protocol
+    from pixelnerf.eval.config import EvalConfig
+    from pixelnerf.eval.protocol import Protocol
 
     data_root = tmp_path / "data"
     config_path, config = tiny_demo_config(project_root, data_root, tmp_path / "demo.yaml")
     dataset = open_dataset("dvr", data_root / "demo_tiny", "test")
-    protocol = Protocol.from_config(config)
+    protocol = Protocol.from_config(EvalConfig.of_experiment(config))
     setting = protocol.setting_names[0]
     n_views = dataset[0]["images"].shape[0]
     selections = {e.object_id: protocol.select(setting, e.object_id, n_views)

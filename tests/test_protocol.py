@@ -8,7 +8,8 @@ import pytest
 
 from pixelnerf.config import load_experiment
 from pixelnerf.errors import PipelineError
-from pixelnerf.protocol import Protocol, read_source_table, read_view_line, shard_objects
+from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.protocol import Protocol, read_source_table, read_view_line, shard_objects
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "config" / "experiments"
 DTU_BANNED = set(range(3, 8)) | set(range(16, 22)) | set(range(36, 40))
@@ -21,7 +22,8 @@ def _in_project_root(project_root: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def protocol(name: str) -> Protocol:
-    return Protocol.from_config(load_experiment(EXPERIMENTS / f"{name}.yaml"))
+    experiment = load_experiment(EXPERIMENTS / f"{name}.yaml")
+    return Protocol.from_config(EvalConfig.of_experiment(experiment))
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,10 @@ from workflow_helpers import TINY_DEMO, merged
 
 from pixelnerf.cli import main
 from pixelnerf.data.demo import SynthSettings, synthesize
+from pixelnerf.eval.inference import Cameras, to_uint8
+from pixelnerf.eval.render import RenderJob, render_shard
 from pixelnerf.io import atomic_torch_save
 from pixelnerf.model import PixelNeRF
-from pixelnerf.render_objects import Cameras, render_shard, to_uint8
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -43,10 +44,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _render(setup: dict, out: Path, shard: int = 0, shards: int = 1, experiment=None) -> Path:
-    return render_shard(
-        experiment or setup["experiment"], setup["root"] / "data", setup["checkpoint"], "1v",
-        shard, shards, out, CPU, progress=False,
-    )
+    job = RenderJob.of_experiment(experiment or setup["experiment"], setup["root"] / "data",
+                                  setup["checkpoint"], out)
+    return render_shard(job, "1v", shard, shards, CPU, progress=False)
 
 
 def _pngs(folder: Path) -> dict[str, bytes]:
@@ -107,16 +107,19 @@ def test_other_checkpoint_makes_renders_stale(setup: dict, tmp_path: Path) -> No
     other = PixelNeRF.from_config(setup["experiment"]["model"], pretrained_encoder=False)
     atomic_torch_save(other.state_dict(), setup["checkpoint"].with_name("other"))
     other_checkpoint = setup["checkpoint"].with_name("other")
-    render_shard(setup["experiment"], setup["root"] / "data", other_checkpoint,
-                 "1v", 0, 1, out, CPU, progress=False)
+    job = RenderJob.of_experiment(setup["experiment"], setup["root"] / "data",
+                                  other_checkpoint, out)
+    render_shard(job, "1v", 0, 1, CPU, progress=False)
     assert _pngs(out / "1v") != first
 
 
 def test_reuse_first_object_cameras(setup: dict, tmp_path: Path, monkeypatch) -> None:
     """With the quirk on, every object is rendered with the first object's cameras."""
-    import pixelnerf.render_objects as ro
+    import pixelnerf.eval.render as ro
 
-    dataset = ro.open_split(setup["experiment"], setup["root"] / "data")
+    experiment = setup["experiment"]
+    dataset = ro.open_split(experiment["dataset"], setup["root"] / "data",
+                            experiment["eval"]["split"])
     first = dataset[0]
 
     class Shifted:
@@ -134,7 +137,7 @@ def test_reuse_first_object_cameras(setup: dict, tmp_path: Path, monkeypatch) ->
                 item["poses"][:, :3, 3] += 0.3
             return item
 
-    monkeypatch.setattr(ro, "open_split", lambda experiment, data_root: Shifted())
+    monkeypatch.setattr(ro, "open_split", lambda dataset_config, data_root, split: Shifted())
     quirk = merged(setup["experiment"], {"eval": {"reuse_first_object_cameras": True}})
     _render(setup, tmp_path / "own")
     _render(setup, tmp_path / "quirk", experiment=quirk)

@@ -12,11 +12,14 @@ import pytest
 import torch
 import yaml
 
-from pixelnerf import cli, tables
+from pixelnerf import cli
 from pixelnerf.errors import PipelineError
-from pixelnerf.evaluate_metrics import read_manifest, score_shard
+from pixelnerf.eval import tables
+from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.object_scores import ObjectRow, read_rows, write_rows
+from pixelnerf.eval.records import read_manifest
+from pixelnerf.eval.scoring import score_shard
 from pixelnerf.io import atomic_save_png
-from pixelnerf.object_scores import ObjectRow, read_rows, write_rows
 
 SIZE = 9  # pixels per side: the smallest odd size above SSIM's 7x7 window
 N_VIEWS = 4
@@ -205,13 +208,16 @@ def _row(setting: str, object_id: str, psnr: float, category: str = "car",
     return ObjectRow(setting, category, object_id, 5, psnr, 0.5, lpips)
 
 
+def _eval(**fields) -> EvalConfig:
+    return EvalConfig(split="test", settings={"1v": {"views": [0]}}, seed=0, shards=1, **fields)
+
+
 def test_per_setting_rows_and_dtu_cameras(tmp_path: Path) -> None:
     rows = [_row("1v", "a", 20.0), _row("1v", "b", 22.0), _row("2v", "a", 25.0),
             _row("10v", "a", 30.0), _row("1v", "a", 10.0, category="baseline:background")]
-    config = {"name": "dtu", "dataset": {"format": "dvr_dtu"},
-              "eval": {"reuse_first_object_cameras": True}}
     paper = [tables.PaperRow("2v", "total", 24.0, None, None, None, "unconfirmed", "src")]
-    table = tables.build_table(config, rows, paper)
+    table = tables.build_table("dtu", "dvr_dtu", _eval(reuse_first_object_cameras=True), rows,
+                               paper)
     assert table.group_by == "setting" and table.cameras == "first_object"
     assert [r.label for r in table.rows] == ["1v", "2v", "10v", "total",
                                             "baseline:background (1v)"]
@@ -224,19 +230,19 @@ def test_per_setting_rows_and_dtu_cameras(tmp_path: Path) -> None:
     text = tables.table_csv_text(table)
     assert all(line.endswith(",first_object") for line in text.splitlines()[1:])
     assert "first val scan's cameras" in tables.table_markdown(table)
-    config["eval"]["reuse_first_object_cameras"] = False
-    assert tables.build_table(config, rows, paper).cameras == "own"
+    assert tables.build_table("dtu", "dvr_dtu", _eval(), rows, paper).cameras == "own"
 
 
 def test_plot_draws_baselines_as_lines_and_paper_bars_only_where_published() -> None:
     import matplotlib.pyplot as plt
 
+    from pixelnerf.report.plots import table_figure
+
     rows = [_row("1v", "a", 20.0), _row("1v", "b", 22.0, category="chair"),
             _row("1v", "a", 10.0, category="baseline:background"),
             _row("1v", "b", 14.0, category="baseline:background"),
             _row("1v", "a", 12.0, category="baseline:source_view")]
-    config = {"name": "demo", "dataset": {"format": "dvr"}}
-    figure = tables.table_figure(tables.build_table(config, rows, []))
+    figure = table_figure(tables.build_table("demo", "dvr", _eval(), rows, []))
     psnr = figure.axes[0]
     lines = {line.get_label(): line.get_ydata()[0] for line in psnr.get_lines()}
     assert lines == {"baseline:background (total)": pytest.approx(12.0),
@@ -245,7 +251,7 @@ def test_plot_draws_baselines_as_lines_and_paper_bars_only_where_published() -> 
     assert "paper" not in [t.get_text() for t in psnr.get_legend().get_texts()]
     plt.close(figure)
     paper = [tables.PaperRow("1v", "car", 21.0, None, None, None, "confirmed", "src")]
-    figure = tables.table_figure(tables.build_table(config, rows, paper))
+    figure = table_figure(tables.build_table("demo", "dvr", _eval(), rows, paper))
     assert len(figure.axes[0].patches) == 6  # ours and the paper's, the paper's NaN but one
     assert "paper" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     plt.close(figure)
@@ -269,7 +275,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_partial_lpips_is_left_empty() -> None:
     rows = [_row("1v", "a", 20.0, lpips=0.1), _row("1v", "b", 22.0, lpips=None)]
-    table = tables.build_table({"name": "x", "eval": {"table_rows": "category"}}, rows, [])
+    table = tables.build_table("x", "dvr", _eval(table_rows="category"), rows, [])
     assert table.rows[0].ours["lpips"] is None
     assert any("LPIPS" in note for note in table.notes)
 

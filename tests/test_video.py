@@ -15,10 +15,11 @@ import pixelnerf.render as R
 from pixelnerf.cli import main
 from pixelnerf.data.demo import SynthSettings, synthesize
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.inference import Cameras, load_model, open_split, to_uint8
+from pixelnerf.eval.protocol import Protocol, stable_seed
 from pixelnerf.io import atomic_torch_save
 from pixelnerf.model import PixelNeRF
-from pixelnerf.protocol import Protocol, stable_seed
-from pixelnerf.render_objects import Cameras, load_model, open_split, to_uint8
 from pixelnerf.video import (
     VideoSettings,
     dtu_spline_poses,
@@ -41,6 +42,10 @@ FRAMES, FPS, ELEVATION = 5, 12, -20.0
 MIN_CODEC_PSNR = 25.0
 
 
+def _split(experiment: dict, data_root: Path):
+    return open_split(experiment["dataset"], data_root, experiment["eval"]["split"])
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("video")
@@ -55,7 +60,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     model = PixelNeRF.from_config(experiment["model"], pretrained_encoder=False)
     checkpoint = root / "pixel_nerf_latest"
     atomic_torch_save(model.state_dict(), checkpoint)
-    object_id = open_split(experiment, root / "data")[0]["object_id"]
+    object_id = _split(experiment, root / "data")[0]["object_id"]
     return {"root": root, "experiment": experiment, "checkpoint": checkpoint,
             "object_id": object_id}
 
@@ -130,13 +135,14 @@ def test_video_decodes_with_configured_frames_and_frame0_is_a_direct_render(
     assert not list(out.parent.glob(".*.tmp"))  # written atomically, nothing left behind
 
     # The direct render: the first pose of the published loop, written out independently.
-    item = open_split(experiment, setup["root"] / "data")[0]
+    item = _split(experiment, setup["root"] / "data")[0]
     cameras = Cameras.of_item(item)
     radius = 0.5 * (cameras.z_near + cameras.z_far)
     pose = torch.from_numpy(published_orbit(-180.0, ELEVATION, radius)).float()
-    sources = list(Protocol.from_config(experiment).select("1v", object_id, 4).sources)
+    protocol = Protocol.from_config(EvalConfig.of_experiment(experiment))
+    sources = list(protocol.select("1v", object_id, 4).sources)
     assert video.sources == tuple(sources)
-    model = load_model(experiment, setup["checkpoint"], CPU)
+    model = load_model(experiment["model"], setup["checkpoint"], CPU)
     renderer = R.Renderer.from_config(experiment["renderer"]).eval()
     generator = torch.Generator().manual_seed(stable_seed(experiment["eval"]["seed"], SEED_TAG,
                                                           object_id))
@@ -181,11 +187,11 @@ def test_dtu_style_cameras_render_the_spline(setup: dict) -> None:
     from pixelnerf.video import render_path
 
     experiment = setup["experiment"]
-    item = open_split(experiment, setup["root"] / "data")[0]
+    item = _split(experiment, setup["root"] / "data")[0]
     cameras = Cameras.of_item(item)
     size = SYNTH["image_size"]
     path = dtu_spline_poses(2, 1.0)
-    model = load_model(experiment, setup["checkpoint"], CPU)
+    model = load_model(experiment["model"], setup["checkpoint"], CPU)
     renderer = R.Renderer.from_config(experiment["renderer"]).eval()
     frames = []
     for focal, c in ((cameras.focal, None),

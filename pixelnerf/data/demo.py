@@ -13,12 +13,11 @@ defaults to the field of :class:`SynthSettings` of the same name.
 
 The dataset is built in a sibling staging folder, ``synth_demo.json`` (the settings and
 counts) is written in it last, and the folder is then renamed to OUT, so OUT is either
-complete or absent. Call chain: run -> synthesize -> render_object -> render_rays.
+complete or absent. Call chain: synthesize -> render_object -> render_rays.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -310,28 +309,3 @@ def _save_pngs(folder: Path, images: np.ndarray) -> None:
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with atomic_open(path, "wb") as handle:
         np.savez(handle, **arrays)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out", help="output folder of the dataset (e.g. data/demo)")
-    parser.add_argument("--config", default=None,
-                        help="experiment config whose dataset.synth holds the settings "
-                             "(default: the defaults of pixelnerf.data.demo.SynthSettings)")
-
-
-def run(args: argparse.Namespace) -> int:
-    mapping: Mapping[str, Any] | None = None
-    if args.config is not None:
-        from pixelnerf.config import load_experiment, section
-
-        dataset = section(load_experiment(args.config), "dataset")
-        mapping = dataset.get("synth")
-        if mapping is not None and not isinstance(mapping, Mapping):
-            raise PipelineError(f"{args.config}: dataset.synth must be a mapping")
-    settings = SynthSettings.from_mapping(mapping)
-    record = synthesize(settings, args.out)
-    counts = ", ".join(f"{n} {split}" for split, n in record["objects"].items())
-    print(f"synth-demo: {args.out}: {len(settings.categories)} categories "
-          f"({', '.join(settings.categories)}), {counts} objects, {settings.views} views at "
-          f"{settings.image_size}x{settings.image_size}, seed {settings.seed}")
-    return 0

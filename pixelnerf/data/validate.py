@@ -4,14 +4,12 @@ Every split the dataset has is opened without stopping at the first problem; eac
 is read view by view, and each problem (missing or unreadable image, a cameras.npz without
 a view's matrix, a list naming a missing object, an empty mask, ...) is printed on its own
 line. Exit status 0 when clean, 1 when any problem was found.
-Call chain: run -> find_problems -> open_dataset(..., strict=False).problems().
+Call chain: find_problems -> open_dataset(..., strict=False).problems().
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 
 from pixelnerf.data import FORMATS, SPLITS, open_dataset
@@ -57,21 +55,3 @@ def find_problems(fmt: str, root: str | os.PathLike, list_prefix: str | None = N
     if checked == 0:
         problems.append(f"dataset {root} has no split ({', '.join(SPLITS)}) in format {fmt}")
     return problems, checked
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("format", choices=FORMATS, help="dataset format")
-    parser.add_argument("root", help="dataset root (for srn: e.g. data/srn/cars)")
-    parser.add_argument("--list-prefix", default=None,
-                        help="split-list prefix (default per format: softras_, gen_, new_)")
-
-
-def run(args: argparse.Namespace) -> int:
-    problems, checked = find_problems(args.format, args.root, args.list_prefix)
-    for problem in problems:
-        print(problem)
-    if problems:
-        print(f"validate-data: {len(problems)} problem(s) in {args.root}", file=sys.stderr)
-        return 1
-    print(f"validate-data: {args.root} is valid ({checked} split(s) checked)")
-    return 0

@@ -2,7 +2,7 @@
 
 settings: the ``real`` config section; segment: Mask R-CNN car masks; normalize: the published
 centring and scaling on white; photos: image, mask and ``--views`` reading; render: turntable
-and stills; cli: ``pixelnerf real``.
+and stills; the command ``pixelnerf real`` is pixelnerf.commands.real.
 """
 
 from pixelnerf.real.normalize import Ellipse, fit_ellipse, normalize_photo

@@ -22,14 +22,15 @@ import torch
 
 from pixelnerf.config import section
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.inference import load_model, to_uint8
+from pixelnerf.eval.protocol import stable_seed
 from pixelnerf.io import atomic_save_png, atomic_write_text
-from pixelnerf.protocol import stable_seed
 from pixelnerf.real.normalize import normalize_photo
 from pixelnerf.real.photos import read_image, turntable_pose
 from pixelnerf.real.settings import RealSettings
-from pixelnerf.render_objects import load_model, to_uint8
 from pixelnerf.video.paths import loop_poses
-from pixelnerf.video.render import DEFAULT_RAY_BATCH, render_path
+from pixelnerf.video.render import render_path
 from pixelnerf.video.writer import write_mp4
 
 DONE_FILE = "done.json"
@@ -130,14 +131,13 @@ def process_photos(
         poses = turntable_pose(0.0, 0.0, settings.radius)[None]
     start = time.perf_counter()
     inputs = normalized_inputs(photos, masks, settings, segment)
-    model = load_model(experiment, checkpoint, device)
+    model = load_model(section(experiment, "model"), checkpoint, device)
     renderer = R.Renderer.from_config(section(experiment, "renderer")).eval()
-    eval_cfg = experiment.get("eval") or {}
+    eval_config = EvalConfig.of_experiment(experiment)
     generator = torch.Generator(device=device)
-    generator.manual_seed(stable_seed(int(eval_cfg.get("seed", 0)), SEED_TAG, folder.name))
+    generator.manual_seed(stable_seed(eval_config.seed, SEED_TAG, folder.name))
     frames = render_turntable(model, renderer, inputs, poses, settings,
-                              int(eval_cfg.get("ray_batch") or DEFAULT_RAY_BATCH),
-                              generator, device)
+                              eval_config.rays_per_call, generator, device)
     input_names = ["input.png"] if len(inputs) == 1 else [
         f"input-{k}.png" for k in range(len(inputs))]
     for name, image in zip(input_names, inputs, strict=True):

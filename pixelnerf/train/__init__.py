@@ -1,9 +1,10 @@
-"""Training: the published procedure (spec section 4), resumable to the step.
+"""Training: the published procedure, resumable to the step.
 
 Modules: ``config`` (the ``train`` section), ``sampling`` (objects, views, rays, jitter),
 ``batches`` (decoded objects per step), ``objective`` (loss), ``checkpoint`` (save and
 resume), ``evaluate`` (validation loss), ``visualize`` (progress pictures), ``monitor``
-(CSV, TensorBoard, progress bar), ``loop`` (the run), ``cli`` (``pixelnerf train``).
+(CSV, TensorBoard, progress bar), ``loop`` (the run); the command ``pixelnerf train`` is
+pixelnerf.commands.train.
 """
 
 from pixelnerf.train.config import TrainConfig

@@ -1,8 +1,8 @@
 """Videos of novel views along the published camera paths (the published gen_video).
 
 paths: camera paths (360-degree loop, DTU spline); settings: the ``video`` config section;
-render: frames through the render step's code path; writer: mp4 in and out; cli: ``pixelnerf
-video``.
+render: frames through the render step's code path; writer: mp4 in and out; the command
+``pixelnerf video`` is pixelnerf.commands.video.
 """
 
 from pixelnerf.video.paths import dtu_spline_poses, loop_poses, orbit_pose

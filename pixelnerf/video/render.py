@@ -1,7 +1,7 @@
 """Rendering the frames of a video: novel views along a camera path from a few source views.
 
 Call chain: make_object_video -> render_object_video -> (camera_path, render_path ->
-pixelnerf.render_objects.render_views) -> writer.write_mp4. The network, renderer and ray
+pixelnerf.eval.inference.render_views) -> writer.write_mp4. The network, renderer and ray
 batching are those of ``pixelnerf render``, so a video frame equals a test-view render of the
 same pose.
 """
@@ -18,8 +18,8 @@ import torch
 
 from pixelnerf.config import section
 from pixelnerf.errors import PipelineError
-from pixelnerf.protocol import Protocol, ViewSelection, stable_seed
-from pixelnerf.render_objects import (
+from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.inference import (
     Cameras,
     load_model,
     object_ids_of,
@@ -27,11 +27,11 @@ from pixelnerf.render_objects import (
     render_views,
     to_uint8,
 )
+from pixelnerf.eval.protocol import Protocol, ViewSelection, stable_seed
 from pixelnerf.video.paths import dtu_spline_poses, loop_poses
 from pixelnerf.video.settings import VideoSettings
 from pixelnerf.video.writer import write_mp4
 
-DEFAULT_RAY_BATCH = 50000  # rays a renderer call when eval.ray_batch is not set (published -R)
 SEED_TAG = "video"  # keeps video sample offsets apart from the test renders' of an object
 
 
@@ -53,7 +53,7 @@ def camera_path(settings: VideoSettings, dataset_format: str, z_near: float,
     return loop_poses(settings.frames, settings.elevation, radius)
 
 
-def source_views(experiment: Mapping[str, Any], settings: VideoSettings, object_id: str,
+def source_views(eval_config: EvalConfig, settings: VideoSettings, object_id: str,
                  n_views: int) -> tuple[int, ...]:
     """The object's source views: ``video.sources`` as views or a setting of ``eval.settings``
     (null: the first setting), chosen as the render step chooses them."""
@@ -63,7 +63,7 @@ def source_views(experiment: Mapping[str, Any], settings: VideoSettings, object_
             raise PipelineError(f"video.sources: views {bad} do not exist in object {object_id} "
                                 f"({n_views} views)")
         return settings.sources
-    protocol = Protocol.from_config(experiment)
+    protocol = Protocol.from_config(eval_config)
     setting = settings.sources or protocol.setting_names[0]
     return protocol.select(setting, object_id, n_views).sources
 
@@ -116,9 +116,9 @@ def render_object_video(
     import pixelnerf.render as R
 
     settings = settings or VideoSettings.of_experiment(experiment)
-    eval_cfg = section(experiment, "eval")
-    split = settings.split or eval_cfg["split"]
-    dataset = open_split({**experiment, "eval": {**eval_cfg, "split": split}}, data_root)
+    eval_config = EvalConfig.of_experiment(experiment)
+    split = settings.split or eval_config.split
+    dataset = open_split(section(experiment, "dataset"), data_root, split)
     ids = object_ids_of(dataset)
     if object_id not in ids:
         shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
@@ -127,17 +127,17 @@ def render_object_video(
     item = dataset[ids.index(object_id)]
     images = torch.as_tensor(item["images"])
     cameras = Cameras.of_item(item)
-    sources = source_views(experiment, settings, object_id, int(images.shape[0]))
+    sources = source_views(eval_config, settings, object_id, int(images.shape[0]))
     path = camera_path(settings, section(experiment, "dataset")["format"],
                        cameras.z_near, cameras.z_far)
-    model = load_model(experiment, checkpoint, device)
+    model = load_model(section(experiment, "model"), checkpoint, device)
     renderer = R.Renderer.from_config(section(experiment, "renderer")).eval()
     generator = torch.Generator(device=device)
-    generator.manual_seed(stable_seed(int(eval_cfg.get("seed", 0)), SEED_TAG, object_id))
+    generator.manual_seed(stable_seed(eval_config.seed, SEED_TAG, object_id))
     index = list(sources)
     rgb = render_path(
         model, renderer, images[index], cameras.poses[index], path, cameras.focal, cameras.c,
-        cameras.z_near, cameras.z_far, int(eval_cfg.get("ray_batch") or DEFAULT_RAY_BATCH),
+        cameras.z_near, cameras.z_far, eval_config.rays_per_call,
         generator, device,
     )
     return VideoFrames(frames=to_uint8(rgb), poses=path, sources=tuple(sources))

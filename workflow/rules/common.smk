@@ -11,12 +11,11 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from pixelnerf.config import load_experiment, load_yaml
+from pixelnerf.config import CONFIG_SCHEMA, load_experiment, load_schema, schema_path
 from pixelnerf.config import validate as validate_mapping
 from pixelnerf.errors import PipelineError
 
-CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-DEFAULT_DATA_ROOT = load_yaml(CONFIG_SCHEMA)["properties"]["data_root"]["default"]
+DEFAULT_DATA_ROOT = load_schema(CONFIG_SCHEMA)["properties"]["data_root"]["default"]
 SOURCES_FILE = "config/sources.yaml"
 # Software of every rule under `--sdm conda` (relative to the rule files).
 CONDA_ENV = "../../envs/pixelnerf.yaml"
@@ -33,7 +32,7 @@ try:
 except PipelineError as exc:
     stop(exc)
 # Passes now; run for the schema's defaults (snakemake's validator fills them in).
-validate(config, schema="../schemas/config.schema.yaml")
+validate(config, schema=str(schema_path(CONFIG_SCHEMA)))
 
 RESULTS = config["results_root"]
 DATA = config["data_root"]

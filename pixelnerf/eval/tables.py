@@ -1,10 +1,10 @@
 """The paper's tables: reduce per-object metrics, set them beside the published numbers.
 
-Call chain: ``build_table -> reduce_rows, attach_paper``; then ``table_csv_text``,
-``table_markdown`` and ``plot_table`` write the three outputs.
+Call chain: ``build_table -> reduce_rows, attach_paper``; then ``table_csv_text`` and
+``table_markdown`` (and ``pixelnerf.report.plots.plot_table``) write the outputs.
 
-Reduction (spec section 5): an object's numbers are already means over its target views
-(pixelnerf.object_scores); a row of the table (a category, or a view setting) is the mean
+Reduction: an object's numbers are already means over its target views
+(pixelnerf.eval.object_scores); a row of the table (a category, or a view setting) is the mean
 over its objects; ``total`` is the mean over all objects, never a mean of row means.
 Baseline rows (category ``baseline:...``) are reduced the same way but kept apart and
 never counted in ``total``.
@@ -18,19 +18,16 @@ import math
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pixelnerf.errors import PipelineError
-from pixelnerf.io import atomic_open, atomic_write_text
-from pixelnerf.object_scores import ObjectRow, csv_reader
+from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.metrics import METRICS
+from pixelnerf.eval.object_scores import ObjectRow, csv_reader
+from pixelnerf.io import atomic_write_text
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-METRICS = ("psnr", "ssim", "lpips")
 PAPER_COLUMNS = ("setting", "category", "psnr", "ssim", "lpips", "n_objects", "status", "source")
 PAPER_STATUSES = ("confirmed", "quoted", "unconfirmed")
 TOTAL = "total"
@@ -242,39 +239,36 @@ def attach_paper(rows: list[TableRow], paper: Sequence[PaperRow], group_by: str)
     return unmatched
 
 
-def table_group_by(config: Mapping) -> str:
+def table_group_by(dataset_format: str, eval_config: EvalConfig) -> str:
     """``eval.table_rows`` when set, else the default of the dataset format."""
-    explicit = (config.get("eval") or {}).get("table_rows")
-    if explicit is not None:
-        return str(explicit)
-    fmt = (config.get("dataset") or {}).get("format")
-    if fmt not in DEFAULT_GROUP_BY:
-        raise PipelineError(f"dataset.format {fmt!r} has no default table layout; "
+    if eval_config.table_rows is not None:
+        return eval_config.table_rows
+    if dataset_format not in DEFAULT_GROUP_BY:
+        raise PipelineError(f"dataset.format {dataset_format!r} has no default table layout; "
                             "set eval.table_rows")
-    return DEFAULT_GROUP_BY[fmt]
+    return DEFAULT_GROUP_BY[dataset_format]
 
 
-def table_cameras(config: Mapping) -> str | None:
+def table_cameras(dataset_format: str, eval_config: EvalConfig) -> str | None:
     """Whose cameras rendered each object: ``own`` or ``first_object``.
 
     Said by DTU tables always (the published DTU numbers used the first scan's cameras),
     by others only when the quirk is switched on; None means the table keeps quiet.
     """
-    eval_cfg = config.get("eval") or {}
-    reused = bool(eval_cfg.get("reuse_first_object_cameras", False))
-    is_dtu = (config.get("dataset") or {}).get("format") == "dvr_dtu"
-    if not is_dtu and not reused:
+    reused = eval_config.reuse_first_object_cameras
+    if dataset_format != "dvr_dtu" and not reused:
         return None
     return "first_object" if reused else "own"
 
 
-def build_table(config: Mapping, rows: Sequence[ObjectRow], paper: Sequence[PaperRow]) -> Table:
+def build_table(experiment: str, dataset_format: str, eval_config: EvalConfig,
+                rows: Sequence[ObjectRow], paper: Sequence[PaperRow]) -> Table:
     """Reduce ``rows`` as the experiment's config says and put the paper beside them."""
-    group_by = table_group_by(config)
+    group_by = table_group_by(dataset_format, eval_config)
     reduced = reduce_rows(rows, group_by)
     unmatched = attach_paper(reduced, paper, group_by)
-    table = Table(str(config.get("name", "experiment")), group_by, reduced,
-                  table_cameras(config), unmatched_paper=unmatched)
+    table = Table(experiment, group_by, reduced, table_cameras(dataset_format, eval_config),
+                  unmatched_paper=unmatched)
     if all(row.ours["lpips"] is None for row in reduced):
         table.notes.append("LPIPS: not computed (VGG16 weights absent), column left empty.")
     elif any(row.ours["lpips"] is None for row in reduced if row.kind != "total"):
@@ -380,74 +374,7 @@ def table_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-# Baselines are drawn across the bars, one line style each, so the model's margin shows.
-BASELINE_LINE_STYLES = ("--", ":", "-.")
-
-
-def table_figure(table: Table) -> Figure:
-    """The table as a matplotlib Figure: per-row bars, ours beside the paper's (where any
-    row has a published value), baseline rows as horizontal lines; one subplot per metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    rows = [row for row in table.rows if row.kind != "baseline"
-            and (row.kind != "total" or row.ours["psnr"] is not None)]
-    baselines = [row for row in table.rows if row.kind == "baseline"]
-    with_paper = any(row.paper is not None for row in rows)
-    labels = [row.label for row in rows]
-    x = np.arange(len(rows))
-    width = 0.4 if with_paper else 0.6
-    fig, axes = plt.subplots(len(METRICS), 1, squeeze=False,
-                             figsize=(max(6.0, 2.0 + 0.6 * len(rows)), 3.0 * len(METRICS)))
-    for ax, metric in zip(axes[:, 0], METRICS, strict=True):
-        ours = [np.nan if r.ours[metric] is None else r.ours[metric] for r in rows]
-        ax.bar(x - width / 2 if with_paper else x, ours, width, label="ours")
-        if with_paper:
-            theirs = [np.nan if r.paper is None or r.paper.value(metric) is None
-                      else r.paper.value(metric) for r in rows]
-            bars = ax.bar(x + width / 2, theirs, width, label="paper")
-            for bar, row in zip(bars, rows, strict=True):
-                if row.paper is not None and row.paper.status == "unconfirmed":
-                    bar.set_hatch("//")
-        for index, row in enumerate(baselines):
-            if row.ours[metric] is not None:
-                ax.axhline(row.ours[metric], color="black",
-                           linestyle=BASELINE_LINE_STYLES[index % len(BASELINE_LINE_STYLES)],
-                           label=f"{row.label} (total)")
-        ax.set_title(metric.upper() + (" (lower is better)" if metric == "lpips" else ""))
-        ax.set_xticks(x)
-        ax.set_xticklabels(labels, rotation=30, ha="right")
-        ax.set_xlim(-0.5, len(rows) - 0.5)
-        if all(np.isnan(v) for v in ours):
-            ax.text(0.5, 0.9, "ours: not computed", ha="center", va="top",
-                    transform=ax.transAxes)
-    axes[0][0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    title = table.experiment
-    if table.cameras is not None:
-        title += f" (cameras: {table.cameras})"
-    if any(r.paper is not None and r.paper.status == "unconfirmed" for r in rows):
-        title += "\n(hatched: unconfirmed published value)"
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_table(table: Table, path: str | os.PathLike) -> None:
-    """Write :func:`table_figure` as a PNG, atomically."""
-    import matplotlib.pyplot as plt
-
-    fig = table_figure(table)
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
-
-
-def write_table(table: Table, out_csv: str | os.PathLike, out_md: str | os.PathLike,
-                out_plot: str | os.PathLike) -> None:
-    """Write the CSV, the Markdown and the plot, each atomically."""
+def write_table(table: Table, out_csv: str | os.PathLike, out_md: str | os.PathLike) -> None:
+    """Write the CSV and the Markdown, each atomically (the plot: pixelnerf.report.plots)."""
     atomic_write_text(out_csv, table_csv_text(table))
     atomic_write_text(out_md, table_markdown(table))
-    plot_table(table, out_plot)

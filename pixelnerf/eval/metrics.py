@@ -1,4 +1,4 @@
-"""Image metrics as the paper computed them (spec section 5): PSNR, SSIM and LPIPS (VGG).
+"""Image metrics as the paper computed them: PSNR, SSIM and LPIPS (VGG).
 
 Call chain: ``score_views -> psnr, ssim, lpips_distances``; ``load_lpips -> find_vgg_weights``.
 
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.config import DEFAULT_LPIPS_BATCH_SIZE
 
 if TYPE_CHECKING:
     import torch
@@ -38,8 +39,8 @@ VGG16_CACHE_NAME = "vgg16-397923af.pth"
 # key ``features.<i>.<param>`` of the torchvision file is ``slice<k>.<i>.<param>`` here.
 _TRUNK_PREFIX = "features."
 
-# Default LPIPS batch size of the published calc_metrics.py; configurable per experiment.
-DEFAULT_LPIPS_BATCH_SIZE = 32
+# The per-image metrics, in the order of every CSV and table.
+METRICS = ("psnr", "ssim", "lpips")
 
 # Quantising an image that already lies on the 8-bit grid must give it back unchanged, but
 # ground truth arrives as ``(k / 255) * 2 - 1`` in float32 and back, a hair below ``k / 255``

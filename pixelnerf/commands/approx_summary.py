@@ -1,16 +1,10 @@
-"""``pixelnerf approx-summary``: metrics of the approximate sample -> mean and 95% CI.
-
-Call chain: ``run -> pixelnerf.approx.write_summary``. The sample itself is drawn by
-:func:`pixelnerf.approx.sample_plan` in the render step; its metrics CSVs come from
-``pixelnerf metrics`` like any shard.
-"""
+"""``pixelnerf approx-summary``: metrics of the approximate sample -> mean and 95% CI."""
 
 from __future__ import annotations
 
 import argparse
 
-from pixelnerf.approx import DEFAULT_CONFIDENCE
-from pixelnerf.object_scores import read_rows
+from pixelnerf.eval.approx import DEFAULT_CONFIDENCE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixelnerf.approx import write_summary
+    from pixelnerf.eval.approx import write_summary
+    from pixelnerf.eval.object_scores import read_rows
 
     rows = [row for path in args.metrics for row in read_rows(path)]
     for summary in write_summary(args.out, rows, args.confidence):

@@ -1,16 +1,14 @@
-"""`pixelnerf provenance`: what produced a table, written beside it as JSON.
+"""What produced a table, written beside it as JSON.
 
-Call chain: run -> build_record -> (git_state, package_versions, host_device, stage_times,
-render_devices). Records the git commit (and whether the tree had uncommitted changes), the
-experiment config and the workflow config, package versions, the devices that rendered and the
-wall time of every stage from Snakemake's benchmark files.
+Call chain: build_record -> (git_state, package_versions, host_device, stage_times,
+records.recorded_devices). Records the git commit (and whether the tree had uncommitted
+changes), the experiment config and the workflow config, package versions, the devices that
+rendered and the wall time of every stage from Snakemake's benchmark files.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import platform
 import subprocess
 import time
@@ -19,45 +17,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pixelnerf.config import PROJECT_ROOT, load_experiment
-from pixelnerf.errors import PipelineError
-from pixelnerf.io import atomic_write_text
+from pixelnerf.config import PROJECT_ROOT
+from pixelnerf.eval.records import recorded_devices
 
 PACKAGES = (
     "pixelnerf", "torch", "torchvision", "numpy", "scikit-image", "lpips", "imageio",
     "snakemake", "snakemake-executor-plugin-slurm", "pandas", "matplotlib",
 )
 GIT_TIMEOUT_S = 10
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="config/experiments/<exp>.yaml")
-    parser.add_argument("--experiment", required=True, help="the experiment's name")
-    parser.add_argument("--benchmarks", required=True, help="Snakemake benchmark folder")
-    parser.add_argument("--table", required=True, help="results/tables/<exp>.csv")
-    parser.add_argument("--renders", default=None,
-                        help="results/<exp>/render (devices from done.json); default beside table")
-    parser.add_argument("--workflow-config", default="{}", help="global config as JSON")
-    parser.add_argument("--device", default="auto", help="the configured device")
-    parser.add_argument("--out", required=True, help="results/tables/<exp>.provenance.json")
-
-
-def run(args: argparse.Namespace) -> int:
-    experiment = load_experiment(args.config)
-    try:
-        workflow_config = json.loads(args.workflow_config)
-    except ValueError as exc:
-        raise PipelineError(f"--workflow-config is not JSON: {exc}") from exc
-    table = Path(args.table)
-    default_renders = table.parent.parent / args.experiment / "render"
-    renders = Path(args.renders) if args.renders else default_renders
-    record = build_record(
-        experiment, args.experiment, Path(args.benchmarks), table, renders,
-        workflow_config, args.device,
-    )
-    atomic_write_text(args.out, json.dumps(record, indent=1, sort_keys=False) + "\n")
-    print(f"provenance: wrote {args.out}")
-    return 0
 
 
 def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
@@ -140,20 +107,6 @@ def stage_times(bench_dir: Path, experiment: str, sources: Sequence[str]) -> dic
     return stages
 
 
-def render_devices(renders: Path) -> list[str]:
-    """Distinct devices recorded in the objects' done.json files under ``renders``."""
-    found: set[str] = set()
-    if renders.is_dir():
-        for done in renders.rglob("done.json"):
-            try:
-                device = json.loads(done.read_text(encoding="utf-8")).get("device")
-            except (OSError, ValueError):
-                continue
-            if device:
-                found.add(str(device))
-    return sorted(found)
-
-
 def build_record(
     experiment: Mapping[str, Any],
     name: str,
@@ -177,6 +130,7 @@ def build_record(
         "experiment_config": dict(experiment),
         "workflow_config": dict(workflow_config),
         "packages": package_versions(),
-        "device": {**host_device(configured_device), "render_devices": render_devices(renders)},
+        "device": {**host_device(configured_device),
+                   "render_devices": recorded_devices(renders)},
         "stages": stage_times(bench_dir, name, sources),
     }

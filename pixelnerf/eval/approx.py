@@ -3,10 +3,12 @@
 Call chain: ``sample_plan -> sample_objects, sample_views``; ``summarize -> interval``.
 
 The published ``eval_approx.py`` scores one random target view per object for a quick
-look. Here the render step renders the views :func:`sample_plan` picks (objects and views
-from config: ``eval.approx.objects``, ``eval.approx.views``, ``eval.approx.seed``),
-``pixelnerf metrics`` scores them like any shard, and :func:`summarize` turns the object
-rows into a mean and a confidence interval per metric.
+look. Here the render step (``--approx``) draws the objects with :func:`sample_objects`
+over the whole split, then each object's target views with :func:`sample_views` once its
+views are known (``eval.approx.objects``, ``eval.approx.views``, ``eval.approx.seed``);
+:func:`sample_plan` is the same draw for a known candidate list, all at once.
+``pixelnerf metrics`` scores the renders like any shard, and :func:`summarize` turns the
+object rows into a mean and a confidence interval per metric.
 
 The interval is Student's t over object means: each object's mean over its sampled views
 is one observation, so the spread between objects already carries the view sampling
@@ -27,11 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.metrics import METRICS
+from pixelnerf.eval.object_scores import ObjectRow
 from pixelnerf.io import atomic_write_text
-from pixelnerf.object_scores import ObjectRow
 
 DEFAULT_CONFIDENCE = 0.95
-METRICS = ("psnr", "ssim", "lpips")
 SUMMARY_COLUMNS = ("setting", "metric", "n_objects", "n_views", "mean", "std", "ci_low",
                    "ci_high", "confidence")
 

@@ -1,8 +1,9 @@
-"""The evaluation protocol (spec section 5): which views of each object are sources and targets.
+"""The evaluation protocol: which views of each object are sources and targets.
 
-Everything comes from the experiment config's `eval` section, so the render step, the metrics
-step and the tests agree on one definition. Call chain: Protocol.from_config -> select ->
-(_sources, _targets); shard_objects splits a split's objects into jobs.
+Everything comes from the experiment config's `eval` section (an EvalConfig), so the render
+step, the metrics step and the tests agree on one definition. Call chain:
+Protocol.from_config -> select -> (_sources, _targets); shard_objects splits a split's
+objects into jobs.
 
 A view setting (e.g. `1v`, `3v`) names how source views are chosen, one of:
 - `views: [64, 104]`: the same views for every object (SRN, DTU);
@@ -17,14 +18,14 @@ without `targets.exclude` (DTU's views 3-7, 16-21, 36-39).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.config import EvalConfig
 
 
 @dataclass(frozen=True)
@@ -105,34 +106,25 @@ class Protocol:
     _tables: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_config(cls, experiment: Mapping[str, Any]) -> Protocol:
-        """Build from a validated experiment config (its `eval` section)."""
-        eval_cfg = experiment.get("eval")
-        if not isinstance(eval_cfg, Mapping) or not eval_cfg.get("settings"):
-            raise PipelineError("experiment config has no 'eval.settings' section")
+    def from_config(cls, eval_config: EvalConfig) -> Protocol:
+        """Build from the experiment's ``eval`` section."""
         settings: dict[str, SettingRule] = {}
-        for name, spec in eval_cfg["settings"].items():
-            if not isinstance(spec, Mapping) or len(spec) != 1:
-                raise PipelineError(
-                    f"eval.settings.{name}: give exactly one of views, view_list, random"
-                )
+        # the schema allows exactly one of views, view_list, random per setting
+        for name, spec in eval_config.settings.items():
             if "views" in spec:
                 rule = SettingRule(name, views=tuple(sorted(int(v) for v in spec["views"])))
             elif "view_list" in spec:
                 rule = SettingRule(name, view_list=str(spec["view_list"]))
-            elif "random" in spec:
+            else:
                 rand = spec["random"]
                 rule = SettingRule(
                     name, random_count=int(rand["count"]), random_seed=int(rand["seed"])
                 )
-            else:
-                raise PipelineError(f"eval.settings.{name}: unknown key {next(iter(spec))}")
-            settings[str(name)] = rule
-        targets = eval_cfg.get("targets") or {}
-        target_file = targets.get("view_list")
+            settings[name] = rule
+        target_file = eval_config.target_view_list
         target_list = read_view_line(target_file) if target_file else None
-        exclude = frozenset(int(v) for v in targets.get("exclude") or ())
-        return cls(settings=settings, target_list=target_list, exclude=exclude)
+        return cls(settings=settings, target_list=target_list,
+                   exclude=frozenset(eval_config.target_exclude))
 
     @property
     def setting_names(self) -> list[str]:

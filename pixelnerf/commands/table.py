@@ -1,13 +1,8 @@
-"""``pixelnerf table``: all shard metrics of an experiment -> its table, Markdown and plot.
-
-Call chain: ``run -> pixelnerf.tables.build_table -> write_table``.
-"""
+"""``pixelnerf table``: all shard metrics of an experiment -> its table, Markdown and plot."""
 
 from __future__ import annotations
 
 import argparse
-
-from pixelnerf.object_scores import read_rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixelnerf.config import load_experiment
-    from pixelnerf.tables import build_table, read_paper, write_table
+    from pixelnerf.config import load_experiment, section
+    from pixelnerf.eval.config import EvalConfig
+    from pixelnerf.eval.object_scores import read_rows
+    from pixelnerf.eval.tables import build_table, read_paper, write_table
+    from pixelnerf.report.plots import plot_table
 
     config = load_experiment(args.config)
     rows = [row for path in args.metrics for row in read_rows(path)]
-    table = build_table(config, rows, read_paper(args.paper))
-    write_table(table, args.out_csv, args.out_md, args.out_plot)
+    table = build_table(str(config.get("name", "experiment")),
+                        section(config, "dataset")["format"], EvalConfig.of_experiment(config),
+                        rows, read_paper(args.paper))
+    write_table(table, args.out_csv, args.out_md)
+    plot_table(table, args.out_plot)
     return 0

@@ -1,0 +1,47 @@
+"""``pixelnerf metrics``: PSNR, SSIM, LPIPS per object of a render shard, as one CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="config/experiments/<exp>.yaml")
+    parser.add_argument("--data-root", required=True, help="root folder of the datasets")
+    parser.add_argument("--manifest", required=True,
+                        help="results/<exp>/render/<setting>/shard-k-of-K.json")
+    parser.add_argument("--renders", required=True, help="results/<exp>/render")
+    parser.add_argument("--out", required=True, help="output CSV of this shard")
+    parser.add_argument("--lpips-weights", default=None,
+                        help="torchvision VGG16 weights file; default: torch's hub cache")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (LPIPS)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pixelnerf.config import load_experiment, section
+    from pixelnerf.device import resolve_device
+    from pixelnerf.eval.config import EvalConfig
+    from pixelnerf.eval.inference import item_lookup, open_split
+    from pixelnerf.eval.metrics import lpips_or_none
+    from pixelnerf.eval.object_scores import write_rows
+    from pixelnerf.eval.records import read_manifest
+    from pixelnerf.eval.scoring import score_shard
+
+    config = load_experiment(args.config)
+    eval_config = EvalConfig.of_experiment(config)
+    setting, object_ids = read_manifest(args.manifest)
+    ground_truth = item_lookup(open_split(section(config, "dataset"), args.data_root,
+                                          eval_config.split))
+    lpips_model = lpips_or_none(args.lpips_weights, resolve_device(args.device),
+                                report=lambda line: print(line, file=sys.stderr))
+    rows = score_shard(
+        setting, object_ids, args.renders, ground_truth, lpips_model,
+        lpips_batch_size=eval_config.lpips_batch_size,
+        baselines=eval_config.baselines,
+        white_background=bool(section(config, "renderer")["white_bkgd"]),
+        progress=not args.no_progress,
+    )
+    write_rows(args.out, rows)
+    return 0

@@ -1,0 +1,176 @@
+"""What every step that runs the network needs: the model, cameras, a split, rendering.
+
+Call chain: load_model -> pixelnerf.model.load_checkpoint; render_views ->
+pixelnerf.render.image_rays, Renderer. Used by the render step, the bench, videos, real
+photos and the report figure, so all of them run the network the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixelnerf.errors import PipelineError
+from pixelnerf.eval.protocol import ViewSelection
+
+# object_id -> dataset item (a mapping with at least ``images`` (NV, 3, H, W) in [-1, 1])
+ItemLookup = Callable[[str], Mapping[str, Any]]
+
+
+def to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    """``(..., 3)`` float colours -> uint8 by clamping to [0, 1] and truncating ``x * 255``."""
+    values = np.clip(rgb.detach().float().cpu().numpy(), 0.0, 1.0)
+    return (values * 255).astype(np.uint8)
+
+
+def device_label(device: torch.device) -> str:
+    """``cpu`` or ``cuda:0 (NVIDIA H100 ...)``: recorded per object for the provenance file."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def _focal_batch(focal: torch.Tensor) -> torch.Tensor:
+    """Per-object focal as the model wants it: ``(1,)`` for one value, ``(1, 2)`` for fx, fy."""
+    focal = torch.as_tensor(focal, dtype=torch.float32)
+    return focal.reshape(1) if focal.numel() == 1 else focal.reshape(1, 2)
+
+
+def _principal_batch(c: Any) -> torch.Tensor | None:
+    """``(2,)`` principal point -> ``(1, 2)``; None stays None (image centre)."""
+    return None if c is None else torch.as_tensor(c, dtype=torch.float32).reshape(1, 2)
+
+
+@dataclass(frozen=True)
+class Cameras:
+    """The cameras of one object: poses ``(NV, 4, 4)``, focal scalar or ``(2,)``, c ``(2,)``."""
+
+    poses: torch.Tensor
+    focal: torch.Tensor
+    c: torch.Tensor | None
+    z_near: float
+    z_far: float
+
+    @classmethod
+    def of_item(cls, item: Mapping[str, Any]) -> Cameras:
+        return cls(
+            poses=torch.as_tensor(item["poses"], dtype=torch.float32),
+            focal=torch.as_tensor(item["focal"], dtype=torch.float32),
+            c=None if item.get("c") is None else torch.as_tensor(item["c"], dtype=torch.float32),
+            z_near=float(item["z_near"]),
+            z_far=float(item["z_far"]),
+        )
+
+
+def load_model(model_config: Mapping[str, Any], checkpoint: Path, device: torch.device):
+    """The network of ``model_config`` (the ``model`` section) with the checkpoint's weights,
+    in eval mode on ``device``."""
+    from pixelnerf.model import PixelNeRF, load_checkpoint
+
+    # Every weight comes from the checkpoint (strict load): no ImageNet download.
+    model = PixelNeRF.from_config(dict(model_config), pretrained_encoder=False)
+    if not checkpoint.is_file():
+        raise PipelineError(f"checkpoint {checkpoint} does not exist")
+    load_checkpoint(checkpoint, model)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def render_views(
+    model: torch.nn.Module,
+    renderer: Any,
+    images: torch.Tensor,
+    cameras: Cameras,
+    selection: ViewSelection,
+    ray_batch: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """Render the target views of one object from its source views.
+
+    images: ``(NV, 3, H, W)`` in [-1, 1]. Returns ``(NT, H, W, 3)`` float colours (fine pass
+    when the renderer has fine samples, else coarse), on the CPU.
+    """
+    import pixelnerf.render as R
+
+    sources = list(selection.sources)
+    targets = list(selection.targets)
+    _, _, height, width = images.shape
+    focal = _focal_batch(cameras.focal).to(device)
+    c = _principal_batch(cameras.c)
+    model.encode(
+        images[sources].unsqueeze(0).to(device),
+        cameras.poses[sources].unsqueeze(0).to(device),
+        focal,
+        c=None if c is None else c.to(device),
+    )
+    rays = R.image_rays(
+        cameras.poses[targets].to(device),
+        height,
+        width,
+        cameras.focal.to(device),
+        cameras.z_near,
+        cameras.z_far,
+        c=None if cameras.c is None else cameras.c.to(device),
+    ).reshape(-1, 8)
+    colours = []
+    for batch in torch.split(rays, ray_batch, dim=0):
+        out = renderer(model, batch.unsqueeze(0), generator=generator)
+        passes = out.get("fine") or out["coarse"]
+        colours.append(passes["rgb"][0].float().cpu())
+    return torch.cat(colours, dim=0).reshape(len(targets), height, width, 3)
+
+
+def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str):
+    """Split ``split`` of the experiment's dataset (its ``dataset`` section) under
+    ``data_root``, as ``pixelnerf.data.open_dataset`` opens it."""
+    from pixelnerf.data import open_dataset
+
+    data_root = Path(data_root)
+    root = data_root / dataset_config["dir"]
+    if not data_root.is_dir():
+        raise PipelineError(f"data root {data_root} does not exist")
+    if not root.exists():
+        raise PipelineError(f"dataset folder {root} does not exist (dataset.dir)")
+    options = {}
+    if dataset_config.get("list_prefix") is not None:
+        options["list_prefix"] = dataset_config["list_prefix"]
+    image_size = dataset_config.get("image_size")
+    return open_dataset(
+        dataset_config["format"],
+        str(root),
+        split,
+        image_size=tuple(image_size) if image_size else None,
+        **options,
+    )
+
+
+def object_ids_of(dataset: Any) -> list[str]:
+    """Object ids of a dataset in its order, from its listing (no image is decoded)."""
+    entries = getattr(dataset, "entries", None)
+    if entries is not None:
+        return [str(entry.object_id) for entry in entries]
+    return [str(dataset[i]["object_id"]) for i in range(len(dataset))]
+
+
+def item_lookup(dataset: Any) -> ItemLookup:
+    """object_id -> item of a dataset of :func:`open_split`; only the objects asked for
+    are loaded (ids come from the dataset's listing)."""
+    index = {object_id: i for i, object_id in enumerate(object_ids_of(dataset))}
+
+    def lookup(object_id: str) -> Mapping[str, Any]:
+        if object_id not in index:
+            raise PipelineError(f"object {object_id} is not in the evaluation split of the dataset")
+        item = dataset[index[object_id]]
+        if item.get("object_id", object_id) != object_id:
+            raise PipelineError(f"dataset item {index[object_id]} is {item['object_id']}, "
+                                f"expected {object_id}")
+        return item
+
+    return lookup

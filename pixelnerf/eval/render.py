@@ -1,0 +1,193 @@
+"""Render the target views of one shard of an experiment's test objects.
+
+Call chain: render_shard -> select_objects, then per object: object_plan -> (skip when
+records.is_done) -> render_object -> write_object; records.write_manifest last.
+
+Per object: encode its source views once, render all its target views in ray batches of
+`eval.ray_batch`, clamp to [0, 1] and truncate to 8 bits (`uint8(x * 255)`), write
+`<out>/<setting>/<object_id>/{view:06d}.png` atomically, then `done.json` LAST. A rerun
+skips an object whose done.json carries the same fingerprint (checkpoint digest, renderer
+settings, views, seed), so a killed job loses at most the object in progress, and renders of an
+older checkpoint are never mistaken for current ones. The random sample offsets of each object
+come from a generator seeded by (eval.seed, setting, object id), so results do not depend on
+sharding, order or resume. When every object is done the shard manifest
+`<out>/<setting>/shard-<k>-of-<K>.json` is written (the workflow's output of the job).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixelnerf.errors import PipelineError
+from pixelnerf.eval import records
+from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.inference import (
+    Cameras,
+    device_label,
+    load_model,
+    object_ids_of,
+    open_split,
+    render_views,
+    to_uint8,
+)
+from pixelnerf.eval.protocol import Protocol, ViewSelection, shard_objects, stable_seed
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One render job: the experiment's sections it reads and where it reads and writes."""
+
+    name: str
+    dataset: Mapping[str, Any]
+    model: Mapping[str, Any]
+    renderer: Mapping[str, Any]
+    eval: EvalConfig
+    data_root: Path
+    checkpoint: Path
+    out_root: Path
+
+    @classmethod
+    def of_experiment(cls, experiment: Mapping[str, Any], data_root: Path, checkpoint: Path,
+                      out_root: Path) -> RenderJob:
+        from pixelnerf.config import section
+
+        return cls(str(experiment.get("name")), section(experiment, "dataset"),
+                   experiment.get("model"), section(experiment, "renderer"),
+                   EvalConfig.of_experiment(experiment), data_root, checkpoint, out_root)
+
+
+@dataclass(frozen=True)
+class ObjectPlan:
+    """What one object's renders are: its views, seed and the fingerprint they carry."""
+
+    object_id: str
+    selection: ViewSelection
+    seed: int
+    fingerprint: str
+
+
+def select_objects(job: RenderJob, all_ids: Sequence[str], shard: int, shards: int,
+                   approx: bool) -> list[str]:
+    """The objects of this shard: of the whole split, or of the approximate sample."""
+    if not approx:
+        return shard_objects(list(all_ids), shard, shards)
+    from pixelnerf.eval.approx import sample_objects
+
+    if job.eval.approx is None:
+        raise PipelineError(f"{job.name}: --approx needs an eval.approx section")
+    sample = sample_objects(list(all_ids), job.eval.approx.objects, job.eval.approx.seed)
+    return shard_objects(sample, shard, shards)
+
+
+def object_plan(job: RenderJob, protocol: Protocol, setting: str, object_id: str,
+                n_views: int, checkpoint_digest: str, approx: bool) -> ObjectPlan:
+    """The object's source and target views (the approximate sample's targets with
+    ``approx``), its seed and its fingerprint."""
+    selection = protocol.select(setting, object_id, n_views)
+    if approx:
+        from pixelnerf.eval.approx import sample_views
+
+        views = sample_views(object_id, selection.targets, job.eval.approx.views,
+                             job.eval.approx.seed)
+        selection = ViewSelection(sources=selection.sources, targets=views)
+    seed = stable_seed(job.eval.seed, setting, object_id)
+    digest = records.fingerprint(checkpoint_digest, job.model, job.renderer, job.eval,
+                                 selection, seed)
+    return ObjectPlan(object_id, selection, seed, digest)
+
+
+def render_object(model: torch.nn.Module, renderer: Any, item: Mapping[str, Any],
+                  cameras: Cameras, plan: ObjectPlan, ray_batch: int,
+                  device: torch.device) -> np.ndarray:
+    """The object's target views ``(NT, H, W, 3)`` uint8."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(plan.seed)
+    rgb = render_views(model, renderer, torch.as_tensor(item["images"]), cameras,
+                       plan.selection, ray_batch, generator, device)
+    return to_uint8(rgb)
+
+
+def write_object(folder: Path, plan: ObjectPlan, images: np.ndarray, category: str,
+                 seconds: float, device: torch.device) -> None:
+    """The PNGs atomically, then done.json last."""
+    from pixelnerf.io import atomic_save_png
+
+    for view, image in zip(plan.selection.targets, images, strict=True):
+        atomic_save_png(folder / f"{view:06d}.png", image)
+    records.write_done(folder, plan.object_id, category, plan.selection, seconds, plan.seed,
+                       device_label(device), plan.fingerprint)
+
+
+def render_shard(
+    job: RenderJob,
+    setting: str,
+    shard: int,
+    shards: int,
+    device: torch.device,
+    progress: bool = True,
+    approx: bool = False,
+) -> Path:
+    """Render every unfinished object of one shard; returns the manifest path written last.
+
+    ``approx``: only the seeded sample of `eval.approx` (objects of the split, then target
+    views per object, :mod:`pixelnerf.eval.approx`), for the approximate evaluation.
+    """
+    from tqdm import tqdm
+
+    import pixelnerf.render as R
+
+    protocol = Protocol.from_config(job.eval)
+    protocol.rule(setting)  # an unknown setting fails before any work
+    dataset = open_split(job.dataset, job.data_root, job.eval.split)
+    all_ids = object_ids_of(dataset)
+    if not all_ids:
+        raise PipelineError(f"split {job.eval.split!r} of {job.name} has no objects")
+    mine = select_objects(job, all_ids, shard, shards, approx)
+    index_of = {object_id: i for i, object_id in enumerate(all_ids)}
+    digest = records.file_digest(job.checkpoint)
+
+    first_cameras = None
+    if job.eval.reuse_first_object_cameras:
+        # The published eval.py quirk: the first object's cameras for all.
+        first_cameras = Cameras.of_item(dataset[0])
+
+    model = renderer = None
+    bar = tqdm(
+        mine, desc=f"render {setting} shard {shard}/{shards}", unit="obj", disable=not progress
+    )
+    rendered = skipped = 0
+    for object_id in bar:
+        item = None
+        if first_cameras is None:
+            item = dataset[index_of[object_id]]
+            n_views = int(item["images"].shape[0])
+        else:
+            n_views = int(first_cameras.poses.shape[0])
+        plan = object_plan(job, protocol, setting, object_id, n_views, digest, approx)
+        folder = records.object_dir(job.out_root, setting, object_id)
+        if records.is_done(folder, plan.fingerprint):
+            skipped += 1
+            continue
+        if item is None:
+            item = dataset[index_of[object_id]]
+        if model is None:
+            model = load_model(job.model, job.checkpoint, device)
+            renderer = R.Renderer.from_config(dict(job.renderer)).eval()
+        start = time.perf_counter()
+        images = render_object(model, renderer, item, first_cameras or Cameras.of_item(item),
+                               plan, job.eval.rays_per_call, device)
+        seconds = time.perf_counter() - start
+        write_object(folder, plan, images, str(item.get("category", "")), seconds, device)
+        rendered += 1
+        bar.set_postfix(views_per_s=f"{len(plan.selection.targets) / max(seconds, 1e-9):.2f}")
+    bar.close()
+    print(f"render: {setting} shard {shard} of {shards}: {rendered} objects rendered, "
+          f"{skipped} already done")
+    return records.write_manifest(job.out_root, setting, shard, shards, mine)
