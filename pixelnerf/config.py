@@ -11,7 +11,7 @@ the command line and the Snakefile alike; the typed sections (``EvalConfig``, ``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -76,18 +76,6 @@ def load_experiment(path: str | os.PathLike) -> dict[str, Any]:
     data = load_yaml(path)
     validate(data, EXPERIMENT_SCHEMA, str(path))
     return data
-
-
-def check_known_keys(
-    mapping: Mapping[str, Any], known: Iterable[str], origin: str, ignored: Iterable[str] = ()
-) -> None:
-    """One error line naming the first key of ``mapping`` that is neither known nor ignored."""
-    known = set(known)
-    unknown = sorted(set(mapping) - known - set(ignored))
-    if unknown:
-        raise PipelineError(
-            f"{origin}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        )
 
 
 def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -68,11 +68,6 @@ def split_settings(config: Mapping[str, Any]) -> SplitSettings:
     section = dataset.get("split") if isinstance(dataset, Mapping) else None
     if not isinstance(section, Mapping):
         raise PipelineError("experiment config has no 'dataset.split' section")
-    known = set(SplitSettings.__dataclass_fields__) - {"list_prefix"}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise PipelineError(f"dataset.split has unknown key(s) {', '.join(unknown)}; "
-                            f"known: {', '.join(sorted(known))}")
     values = dict(section)
     if dataset.get("format") == "dvr_gen" and dataset.get("list_prefix"):
         values["list_prefix"] = str(dataset["list_prefix"])

@@ -130,8 +130,12 @@ def test_generator_makes_renders_repeatable_and_chunking_invisible():
     assert not torch.equal(render(seed=8, chunk=1 << 20), reference)
 
 
-def test_bad_renderer_config_names_the_key():
-    with pytest.raises(PipelineError, match="n_corse"):
-        R.Renderer.from_config({"n_corse": 64})
+def test_bad_renderer_config_names_the_key(project_root):
+    from pixelnerf.config import EXPERIMENT_SCHEMA, load_yaml, validate
+
+    experiment = load_yaml(project_root / "config" / "experiments" / "demo.yaml")
+    renderer = {**experiment["renderer"], "n_corse": 64}
+    with pytest.raises(PipelineError, match="key renderer: .*'n_corse' was unexpected"):
+        validate({**experiment, "renderer": renderer}, EXPERIMENT_SCHEMA, "demo.yaml")
     with pytest.raises(PipelineError, match="n_fine_depth"):
         R.Renderer.from_config({"n_fine": 4, "n_fine_depth": 8})

@@ -146,9 +146,18 @@ def test_cli_reads_config_and_reruns(tmp_path: Path, project_root: Path,
 
 @pytest.mark.parametrize(
     ("mapping", "key"),
-    [({"colour": 1}, "colour"), ({"views": 0}, "views"), ({"categories": ["boat"]}, "categories"),
+    [({"views": 0}, "views"), ({"categories": ["boat"]}, "categories"),
      ({"train_objects": 1.5}, "train_objects"), ({"elevations": []}, "elevations")],
 )
 def test_bad_settings_name_the_key(mapping: dict, key: str) -> None:
     with pytest.raises(PipelineError, match=key):
         SynthSettings.from_mapping(mapping)
+
+
+def test_unknown_synth_key_is_named_by_the_schema(project_root: Path) -> None:
+    from pixelnerf.config import EXPERIMENT_SCHEMA, load_yaml, validate
+
+    experiment = load_yaml(project_root / "config" / "experiments" / "demo.yaml")
+    dataset = {**experiment["dataset"], "synth": {"colour": 1}}
+    with pytest.raises(PipelineError, match="key dataset.synth: .*'colour' was unexpected"):
+        validate({**experiment, "dataset": dataset}, EXPERIMENT_SCHEMA, "demo.yaml")

@@ -203,13 +203,15 @@ def test_memory_cache_decodes_each_object_once_within_its_budget():
 
 
 def test_train_config_reads_every_experiment_and_rejects_bad_keys(project_root):
-    from pixelnerf.config import load_experiment
+    from pixelnerf.config import EXPERIMENT_SCHEMA, load_experiment, load_yaml, validate
 
     for path in sorted((project_root / "config/experiments").glob("*.yaml")):
         config = TrainConfig.from_mapping(load_experiment(path)["train"])
         assert config.steps > 0 and config.nviews
-    with pytest.raises(PipelineError, match="train: unknown key 'step'"):
-        TrainConfig.from_mapping({"step": 3})
+    experiment = load_yaml(project_root / "config/experiments/demo.yaml")
+    with pytest.raises(PipelineError, match="key train: .*'step' was unexpected"):
+        validate({**experiment, "train": {**experiment["train"], "step": 3}},
+                 EXPERIMENT_SCHEMA, "demo.yaml")
     with pytest.raises(PipelineError, match=r"train\.nviews"):
         TrainConfig.from_mapping({"nviews": ["one"]})
     with pytest.raises(PipelineError, match=r"train\.bf16"):

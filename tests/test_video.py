@@ -111,8 +111,11 @@ def test_dtu_spline_passes_through_the_key_orientations() -> None:
 
 
 def test_settings_reject_bad_keys() -> None:
-    with pytest.raises(PipelineError, match="unknown key 'frame'"):
-        VideoSettings.from_mapping({"frame": 3})
+    from pixelnerf.config import EXPERIMENT_SCHEMA, load_yaml, validate
+
+    experiment = load_yaml(PROJECT_ROOT / "config" / "experiments" / "demo.yaml")
+    with pytest.raises(PipelineError, match="key video: .*'frame' was unexpected"):
+        validate({**experiment, "video": {"frame": 3}}, EXPERIMENT_SCHEMA, "demo.yaml")
     with pytest.raises(PipelineError, match="video.frames"):
         VideoSettings.from_mapping({"frames": 0})
     with pytest.raises(PipelineError, match="video.path"):

@@ -18,10 +18,9 @@ Every key is optional; the defaults are those of the published preprocessing
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 
 
@@ -46,7 +45,6 @@ class RealSettings:
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> RealSettings:
         """Check and read a ``real`` mapping; a bad key or value is one error line."""
         cfg = dict(cfg or {})
-        check_known_keys(cfg, (f.name for f in fields(cls)), "real")
         for key, value in cfg.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise PipelineError(f"real.{key} must be a number, not {value!r}")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 from pixelnerf.render.precision import check_precision, network_precision, resolve_precision
 from pixelnerf.render.sampling import depths_around, importance_depths, stratified_depths
@@ -52,11 +51,8 @@ class RendererConfig:
 
     @classmethod
     def from_mapping(cls, cfg: dict) -> RendererConfig:
-        known = {f.name for f in fields(cls)}
-        check_known_keys(cfg, known, "renderer", ignored=("sched", "eval_batch_size"))
-        if cfg.get("sched"):
-            raise PipelineError("renderer.sched (sample-count schedules) is not supported")
-        config = cls(**{key: value for key, value in cfg.items() if key in known})
+        # keys, types and ranges: the experiment schema; here only what it cannot say
+        config = cls(**cfg)
         if config.n_fine_depth > config.n_fine:
             raise PipelineError("renderer.n_fine_depth cannot exceed renderer.n_fine")
         check_precision(config.precision)

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 
 WEIGHT_SOURCES = ("train", "published")
@@ -98,7 +97,6 @@ class TrainConfig:
         """Build from the config mapping; unknown keys and bad values are one error line."""
         data = dict(data or {})
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_known_keys(data, fields, origin)
         values = {name: _check(name, value, fields[name].default, origin)
                   for name, value in data.items()}
         config = cls(**values)

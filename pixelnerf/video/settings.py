@@ -16,10 +16,9 @@ Keys (``config/README.md`` documents them for users):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from pixelnerf.config import check_known_keys
 from pixelnerf.errors import PipelineError
 
 PATHS = ("auto", "loop", "dtu_spline")
@@ -42,7 +41,6 @@ class VideoSettings:
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> VideoSettings:
         """Check and read a ``video`` mapping; a bad key or value is one error line."""
         cfg = dict(cfg or {})
-        check_known_keys(cfg, (f.name for f in fields(cls)), "video")
         sources = cfg.get("sources")
         if isinstance(sources, (list, tuple)):
             if not sources or not all(isinstance(v, int) and v >= 0 for v in sources):
