@@ -71,25 +71,12 @@ def split_settings(config: Mapping[str, Any]) -> SplitSettings:
     values = dict(section)
     if dataset.get("format") == "dvr_gen" and dataset.get("list_prefix"):
         values["list_prefix"] = str(dataset["list_prefix"])
+    # keys, types and ranges: the experiment schema; here only what it cannot say
     for key in ("seen", "unseen"):
-        names = values.get(key)
-        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-            raise PipelineError(f"dataset.split.{key} must be a list of category folder names")
-        values[key] = tuple(names)
+        values[key] = tuple(values[key])
     overlap = sorted(set(values["seen"]) & set(values["unseen"]))
     if overlap:
         raise PipelineError(f"dataset.split: categories both seen and unseen: {', '.join(overlap)}")
-    for key, low_open in (("test_fraction", True), ("val_fraction", False)):
-        value = values.get(key, getattr(SplitSettings, key))
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-            (0 < value <= 1) if low_open else (0 <= value < 1))
-        if not ok:
-            interval = "(0, 1]" if low_open else "[0, 1)"
-            raise PipelineError(f"dataset.split.{key} must be a number in {interval}, "
-                                f"not {value!r}")
-    seed = values.get("seed", SplitSettings.seed)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise PipelineError(f"dataset.split.seed must be a non-negative integer, not {seed!r}")
     settings = SplitSettings(**values)
     if settings.list_prefix == settings.source_prefix:
         raise PipelineError(f"dataset.list_prefix must not be {settings.source_prefix!r}: the "

@@ -120,14 +120,29 @@ def test_seen_category_without_validation_objects(fresh_root: Path, project_root
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"unseen": ["chair"]}, "both seen and unseen"), ({"test_fraction": 0}, "test_fraction"),
-     ({"unseen": ["boat"]}, "boat"), ({"seen": "chair"}, "seen")],
+    [({"unseen": ["chair"]}, "both seen and unseen"), ({"unseen": ["boat"]}, "boat")],
 )
 def test_bad_settings(fresh_root: Path, change: dict, message: str) -> None:
     config = {"dataset": {"format": "dvr_gen", "dir": "demo", "split": {
         "seen": SEEN, "unseen": UNSEEN, **change}}}
     with pytest.raises(PipelineError, match=message):
         make_split(fresh_root / "demo", split_settings(config))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"test_fraction": 0}, "key dataset.split.test_fraction: 0 is less than or equal"),
+     ({"seen": "chair"}, "key dataset.split.seen: 'chair' is not of type 'array'"),
+     ({"seen": None}, "key dataset.split.seen: None is not of type 'array'")],
+)
+def test_bad_split_keys_are_named_by_the_schema(project_root: Path, change: dict,
+                                                message: str) -> None:
+    from pixelnerf.config import EXPERIMENT_SCHEMA, load_yaml, validate
+
+    experiment = load_yaml(project_root / "config" / "experiments" / "sn64_unseen.yaml")
+    dataset = {**experiment["dataset"], "split": {**experiment["dataset"]["split"], **change}}
+    with pytest.raises(PipelineError, match=message):
+        validate({**experiment, "dataset": dataset}, EXPERIMENT_SCHEMA, "sn64_unseen.yaml")
 
 
 def test_project_split_configs_parse(project_root: Path) -> None:

@@ -116,10 +116,11 @@ def test_settings_reject_bad_keys() -> None:
     experiment = load_yaml(PROJECT_ROOT / "config" / "experiments" / "demo.yaml")
     with pytest.raises(PipelineError, match="key video: .*'frame' was unexpected"):
         validate({**experiment, "video": {"frame": 3}}, EXPERIMENT_SCHEMA, "demo.yaml")
-    with pytest.raises(PipelineError, match="video.frames"):
-        VideoSettings.from_mapping({"frames": 0})
-    with pytest.raises(PipelineError, match="video.path"):
-        VideoSettings.from_mapping({"path": "spiral"})
+    with pytest.raises(PipelineError, match="key video.frames: 0 is less than"):
+        validate({**experiment, "video": {"frames": 0}}, EXPERIMENT_SCHEMA, "demo.yaml")
+    with pytest.raises(PipelineError, match="key video.path: 'spiral' is not one of"):
+        validate({**experiment, "video": {"path": "spiral"}}, EXPERIMENT_SCHEMA, "demo.yaml")
+    assert VideoSettings.from_mapping({"sources": [0, 2]}).sources == (0, 2)
     assert VideoSettings.from_mapping(None).path_kind("dvr_dtu") == "dtu_spline"
     assert VideoSettings.from_mapping({}).path_kind("srn") == "loop"
 

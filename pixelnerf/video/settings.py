@@ -19,11 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pixelnerf.errors import PipelineError
-
-PATHS = ("auto", "loop", "dtu_spline")
-SPLITS = ("train", "val", "test")
-
 
 @dataclass(frozen=True)
 class VideoSettings:
@@ -39,45 +34,15 @@ class VideoSettings:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> VideoSettings:
-        """Check and read a ``video`` mapping; a bad key or value is one error line."""
+        """Read a schema-checked ``video`` mapping (None: the defaults)."""
         cfg = dict(cfg or {})
-        sources = cfg.get("sources")
-        if isinstance(sources, (list, tuple)):
-            if not sources or not all(isinstance(v, int) and v >= 0 for v in sources):
-                raise PipelineError(f"video.sources: want a setting name or a list of view "
-                                    f"indices, not {sources!r}")
-            cfg["sources"] = tuple(sources)
-        elif sources is not None and not isinstance(sources, str):
-            raise PipelineError(f"video.sources: want a setting name or a list of view indices, "
-                                f"not {sources!r}")
-        settings = cls(**cfg)
-        settings.check()
-        return settings
+        if isinstance(cfg.get("sources"), list):
+            cfg["sources"] = tuple(cfg["sources"])
+        return cls(**cfg)
 
     @classmethod
     def of_experiment(cls, experiment: Mapping[str, Any]) -> VideoSettings:
         return cls.from_mapping(experiment.get("video"))
-
-    def check(self) -> None:
-        if self.path not in PATHS:
-            raise PipelineError(f"video.path must be one of {', '.join(PATHS)}, not {self.path!r}")
-        if not isinstance(self.frames, int) or self.frames < 1:
-            raise PipelineError(f"video.frames must be a positive integer, not {self.frames!r}")
-        for key in ("fps", "spline_distance"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise PipelineError(f"video.{key} must be a positive number, not {value!r}")
-        if self.radius is not None and (not isinstance(self.radius, (int, float))
-                                        or self.radius <= 0):
-            raise PipelineError(f"video.radius must be null or positive, not {self.radius!r}")
-        if not isinstance(self.quality, (int, float)) or not 0 <= self.quality <= 10:
-            raise PipelineError(f"video.quality must be in [0, 10], not {self.quality!r}")
-        if not isinstance(self.elevation, (int, float)) or not -90 < self.elevation < 90:
-            raise PipelineError(f"video.elevation must be in (-90, 90) degrees, "
-                                f"not {self.elevation!r}")
-        if self.split is not None and self.split not in SPLITS:
-            raise PipelineError(f"video.split must be null or one of {', '.join(SPLITS)}, "
-                                f"not {self.split!r}")
 
     def path_kind(self, dataset_format: str) -> str:
         """``loop`` or ``dtu_spline`` for an experiment whose dataset has ``dataset_format``."""
