@@ -71,11 +71,3 @@ def test_build_run_folds_the_tiny_model_by_default(tiny_experiment):
     assert build_run(experiment, work / "data", torch.device("cpu"), steps=1).fold_latent
     experiment = {**experiment, "train": {**experiment["train"], "fold_latent": False}}
     assert not build_run(experiment, work / "data", torch.device("cpu"), steps=1).fold_latent
-
-
-def test_fold_setting_must_be_a_flag():
-    from pixelnerf.errors import PipelineError
-    from pixelnerf.train.config import TrainConfig
-
-    with pytest.raises(PipelineError, match="train.fold_latent must be true, false or auto"):
-        TrainConfig.from_mapping({"fold_latent": "yes"})

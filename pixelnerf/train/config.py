@@ -15,9 +15,6 @@ import torch
 
 from pixelnerf.errors import PipelineError
 
-WEIGHT_SOURCES = ("train", "published")
-LR_SCHEDULES = ("constant", "cosine")
-
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -94,39 +91,15 @@ class TrainConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, origin: str = "train") -> TrainConfig:
-        """Build from the config mapping; unknown keys and bad values are one error line."""
-        data = dict(data or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values = {name: _check(name, value, fields[name].default, origin)
-                  for name, value in data.items()}
-        config = cls(**values)
-        config._check_ranges(origin)
+        """Read a schema-checked ``train`` mapping (None: the defaults); keys, types and
+        ranges are the experiment schema's, only the cross-field check is made here."""
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        config = cls(**{name: _as_field(value, defaults[name])
+                        for name, value in (data or {}).items()})
+        if config.lr_final > config.lr:
+            raise PipelineError(f"{origin}.lr_final must be between 0 and lr ({config.lr}), "
+                                f"not {config.lr_final}")
         return config
-
-    def _check_ranges(self, origin: str) -> None:
-        for name in ("steps", "batch_objects", "rays_per_object", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                raise PipelineError(f"{origin}.{name} must be positive, not {getattr(self, name)}")
-        for name in ("no_bbox_step", "val_every", "vis_every", "num_workers", "val_objects",
-                     "cache_mb", "lr_warmup"):
-            if getattr(self, name) < 0:
-                raise PipelineError(f"{origin}.{name} must not be negative")
-        if self.weights not in WEIGHT_SOURCES:
-            raise PipelineError(
-                f"{origin}.weights must be one of {WEIGHT_SOURCES}, not {self.weights!r}"
-            )
-        if not self.nviews or any(n <= 0 for n in self.nviews):
-            raise PipelineError(f"{origin}.nviews must be a non-empty list of positive counts")
-        if self.max_views is not None and self.max_views <= 0:
-            raise PipelineError(f"{origin}.max_views must be positive or null")
-        if self.lr <= 0:
-            raise PipelineError(f"{origin}.lr must be positive")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise PipelineError(f"{origin}.lr_schedule must be one of {LR_SCHEDULES}, "
-                                f"not {self.lr_schedule!r}")
-        if not 0 <= self.lr_final <= self.lr:
-            raise PipelineError(f"{origin}.lr_final must be between 0 and lr ({self.lr}), "
-                                f"not {self.lr_final}")
 
     def learning_rate(self, step: int) -> float:
         """The rate of 0-based step ``step`` (the schedule spans ``steps``; the warm-up
@@ -141,42 +114,13 @@ class TrainConfig:
         return warmup * scheduled
 
 
-# Fields whose default does not show their type: optional ones (null allowed) and flags.
-OPTIONAL_KINDS: dict[str, type] = {"published_source": str, "published_name": str,
-                                   "max_views": int}
-FLAG_FIELDS = ("bf16", "tf32", "fold_latent")
-
-
-def _check(name: str, value: Any, default: Any, origin: str) -> Any:
-    """Check one value against the type of its field, or raise naming ``origin.name``."""
-    where = f"{origin}.{name}"
-    if name in OPTIONAL_KINDS:
-        if value is None:
-            return None
-        default = OPTIONAL_KINDS[name]()
-    if name in FLAG_FIELDS:
-        if not (isinstance(value, bool) or value == "auto"):
-            raise PipelineError(f"{where} must be true, false or auto, not {value!r}")
-        return value
+def _as_field(value: Any, default: Any) -> Any:
+    """A YAML value as its field holds it: lists as tuples, integers in float fields as
+    floats."""
     if isinstance(default, tuple):
-        items = value if isinstance(value, list | tuple) else [value]
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-            raise PipelineError(f"{where} must be a list of integers, not {value!r}")
-        return tuple(items)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise PipelineError(f"{where} must be true or false, not {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PipelineError(f"{where} must be an integer, not {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PipelineError(f"{where} must be a number, not {value!r}")
+        return tuple(value)
+    if isinstance(default, float) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, str):
-        raise PipelineError(f"{where} must be a string, not {value!r}")
     return value
 
 
