@@ -146,18 +146,19 @@ def test_cli_reads_config_and_reruns(tmp_path: Path, project_root: Path,
 
 @pytest.mark.parametrize(
     ("mapping", "key"),
-    [({"views": 0}, "views"), ({"categories": ["boat"]}, "categories"),
-     ({"train_objects": 1.5}, "train_objects"), ({"elevations": []}, "elevations")],
+    [({"views": 0}, "views"), ({"colour": 1}, "'colour' was unexpected"),
+     ({"categories": ["boat"]}, "categories"), ({"train_objects": 1.5}, "train_objects"),
+     ({"elevations": []}, "elevations")],
 )
-def test_bad_settings_name_the_key(mapping: dict, key: str) -> None:
-    with pytest.raises(PipelineError, match=key):
-        SynthSettings.from_mapping(mapping)
-
-
-def test_unknown_synth_key_is_named_by_the_schema(project_root: Path) -> None:
+def test_bad_settings_name_the_key(project_root: Path, mapping: dict, key: str) -> None:
     from pixelnerf.config import EXPERIMENT_SCHEMA, load_yaml, validate
 
     experiment = load_yaml(project_root / "config" / "experiments" / "demo.yaml")
-    dataset = {**experiment["dataset"], "synth": {"colour": 1}}
-    with pytest.raises(PipelineError, match="key dataset.synth: .*'colour' was unexpected"):
+    dataset = {**experiment["dataset"], "synth": mapping}
+    with pytest.raises(PipelineError, match=f"key dataset.synth.*{key}"):
         validate({**experiment, "dataset": dataset}, EXPERIMENT_SCHEMA, "demo.yaml")
+
+
+def test_light_from_nowhere_is_refused() -> None:
+    with pytest.raises(PipelineError, match="light_direction"):
+        SynthSettings.from_mapping({"light_direction": [0, 0, 0]})
