@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from pixelnerf.errors import PipelineError
 
-# name -> one-line help; the subcommand's module is pixelnerf.commands.<name with _ for ->
+# name -> one-line help; its module is pixelnerf.commands.<name, "-" written "_">
 SUBCOMMANDS: dict[str, str] = {
     "bench": "rendering throughput per precision against the reference path",
     "validate-data": "list every bad file of a dataset in one pass",
