@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from helpers import PROJECT_ROOT
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,7 +35,7 @@ def reference_root() -> Path:
 @pytest.fixture(scope="session")
 def vectors(reference_root):
     """The arrays of the reference set's model_forward.npz."""
-    from reference_data import load_vectors
+    from helpers.reference import load_vectors
 
     return load_vectors(reference_root)
 
@@ -47,7 +47,7 @@ def trained_demo(tmp_path_factory):
     Returns ``(experiment, paths, summary)``; shared by the learning and precision tests.
     """
     import torch
-    from train_helpers import LEARN_STEPS, make_experiment
+    from helpers.training import LEARN_STEPS, make_experiment
 
     from pixelnerf.config import load_experiment
     from pixelnerf.train.loop import RunPaths, train

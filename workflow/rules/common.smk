@@ -34,6 +34,21 @@ except PipelineError as exc:
 # Passes now; run for the schema's defaults (snakemake's validator fills them in).
 validate(config, schema=str(schema_path(CONFIG_SCHEMA)))
 
+# Keys whose values become paths in shell commands. The rules quote every value, so spaces,
+# quotes, `;` or `$` are ordinary characters; a newline or NUL would still split a command
+# line or a path list and is refused.
+PATH_KEYS = ("data_root", "results_root", "checkpoints_root", "experiments_dir")
+
+
+def check_path_keys(cfg):
+    for key in PATH_KEYS:
+        value = cfg[key]
+        for char, name in (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "a NUL")):
+            if char in value:
+                stop(f"config key {key}: {value!r} contains {name}; choose another folder name")
+
+
+check_path_keys(config)
 RESULTS = config["results_root"]
 DATA = config["data_root"]
 CHECKPOINTS = config["checkpoints_root"]
@@ -94,6 +109,7 @@ localrules:
     all,
     download,
     table,
+    provenance,
     compare_figure,
     approx_summary,
 
@@ -113,18 +129,16 @@ def stage_threads(stage):
     return config["resources"]["threads"][stage]
 
 
-def stage_mem(stage):
-    return config["resources"]["mem_mb"][stage]
-
-
-def stage_runtime(stage):
-    """Minutes, growing with the attempt so that a retried job gets more time."""
-    base = config["resources"]["runtime"][stage]
-    return lambda wildcards, attempt: base * attempt
-
-
-def stage_gpu(stage):
-    return 1 if stage in config["resources"]["gpu_stages"] else 0
+def stage_resources(stage, runtime=None):
+    """The resources of a job of ``stage`` (a key of the config's `resources`): a GPU where
+    the stage is one of `gpu_stages`, its memory, and its minutes (those of ``runtime`` when
+    given), growing with the attempt so that a retried job gets more time."""
+    minutes = config["resources"]["runtime"][runtime or stage]
+    return {
+        "gpu": 1 if stage in config["resources"]["gpu_stages"] else 0,
+        "mem_mb": config["resources"]["mem_mb"][stage],
+        "runtime": lambda wildcards, attempt: minutes * attempt,
+    }
 
 
 # ----------------------------------------------------------------------------- data
@@ -139,8 +153,9 @@ def dataset_root(exp):
 
 
 def list_prefix_option(exp):
+    """Optional arguments as a list, so that each is quoted on its own in the shell command."""
     prefix = dataset_cfg(exp).get("list_prefix")
-    return f"--list-prefix {prefix}" if prefix else ""
+    return ["--list-prefix", prefix] if prefix else []
 
 
 def download_marker(source):
@@ -172,7 +187,7 @@ def download_ready(exp):
 
 def dataset_ready(exp):
     """The data of ``exp`` is complete: downloaded or synthesized, then split where the format
-    needs its own lists (dvr_gen, spec section 6)."""
+    needs its own lists (dvr_gen: the unseen-category lists)."""
     markers = [download_ready(exp)]
     if dataset_cfg(exp)["format"] == "dvr_gen":
         markers.append(f"{RESULTS}/{exp}/split/done.json")
@@ -316,7 +331,7 @@ def get_final_outputs():
 
 def lpips_option():
     weights = config.get("lpips_weights")
-    return f"--lpips-weights {weights}" if weights else ""
+    return ["--lpips-weights", weights] if weights else []
 
 
 # Real photographs (rule files videos.smk): the folder `real_input` and its photos.
@@ -342,8 +357,10 @@ def real_photos():
 def get_real_photo(wildcards):
     photos = real_photos()
     if wildcards.photo not in photos:
-        raise WorkflowError(f"no photo named {wildcards.photo} in {REAL_INPUT}/ "
-                            f"(found: {', '.join(photos) or 'none'})")
+        raise WorkflowError(
+            f"no photo named {wildcards.photo} in {REAL_INPUT}/ "
+            f"(found: {', '.join(photos) or 'none'})"
+        )
     return photos[wildcards.photo]
 
 

@@ -15,15 +15,13 @@ rule download:
         completion=lambda wildcards: source_completion_marker(wildcards.source),
     threads: stage_threads("light")
     resources:
-        gpu=0,
-        mem_mb=stage_mem("light"),
-        runtime=stage_runtime("download"),
+        **stage_resources("light", runtime="download"),
     conda:
         CONDA_ENV
     shell:
-        "pixelnerf download {wildcards.source} --data-root {params.data} "
-        "--checkpoints-root {params.checkpoints} --sources {params.sources} > {log} 2>&1 "
-        "&& cp {params.completion:q} {output.marker}"
+        "pixelnerf download {wildcards.source:q} --data-root {params.data:q} "
+        "--checkpoints-root {params.checkpoints:q} --sources {params.sources:q} "
+        "> {log:q} 2>&1 && cp {params.completion:q} {output.marker:q}"
 
 
 rule synth_demo:
@@ -39,14 +37,12 @@ rule synth_demo:
         out=lambda wildcards: dataset_root(wildcards.exp),
     threads: stage_threads("light")
     resources:
-        gpu=0,
-        mem_mb=stage_mem("light"),
-        runtime=stage_runtime("light"),
+        **stage_resources("light"),
     conda:
         CONDA_ENV
     shell:
-        "pixelnerf synth-demo {params.out} --config {params.config} > {log} 2>&1 "
-        "&& cp {params.out}/synth_demo.json {output.marker}"
+        "pixelnerf synth-demo {params.out:q} --config {params.config:q} > {log:q} 2>&1 "
+        "&& cp {params.out:q}/synth_demo.json {output.marker:q}"
 
 
 rule validate_data:
@@ -64,12 +60,10 @@ rule validate_data:
         root=lambda wildcards: dataset_root(wildcards.exp),
         prefix=lambda wildcards: list_prefix_option(wildcards.exp),
     threads: stage_threads("light")
+    resources:
+        **stage_resources("light", runtime="download"),
     conda:
         CONDA_ENV
-    resources:
-        gpu=0,
-        mem_mb=stage_mem("light"),
-        runtime=stage_runtime("download"),
     shell:
-        "pixelnerf validate-data {params.format} {params.root} {params.prefix} "
-        "> {output.report} 2> {log}"
+        "pixelnerf validate-data {params.format:q} {params.root:q} {params.prefix:q} "
+        "> {output.report:q} 2> {log:q}"

@@ -19,41 +19,27 @@ rule metrics:
         lpips=lpips_option(),
     threads: stage_threads("metrics")
     resources:
-        gpu=stage_gpu("metrics"),
-        mem_mb=stage_mem("metrics"),
-        runtime=stage_runtime("metrics"),
+        **stage_resources("metrics"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} pixelnerf metrics --config {params.config} "
-        "--data-root {params.data} --manifest {input.manifest} --renders {params.renders} "
-        "--out {output.csv} {params.lpips} --device {config[device]} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} pixelnerf metrics --config {params.config:q} "
+        "--data-root {params.data:q} --manifest {input.manifest:q} "
+        "--renders {params.renders:q} --out {output.csv:q} {params.lpips:q} "
+        "--device {config[device]:q} > {log:q} 2>&1"
 
 
-rule approx_metrics:
+# Scores of the approximate evaluation's renders.
+use rule metrics as approx_metrics with:
     input:
-        manifest=f"{RESULTS}/{{exp}}/approx/render/{{setting}}/shard-0-of-1.json",
+        manifest=f"{RESULTS}/{{exp}}/approx/render/{{setting}}/shard-{{k}}-of-{{K}}.json",
         data=get_dataset_ready,
     output:
-        csv=f"{RESULTS}/{{exp}}/approx/metrics/{{setting}}/shard-0-of-1.csv",
+        csv=f"{RESULTS}/{{exp}}/approx/metrics/{{setting}}/shard-{{k}}-of-{{K}}.csv",
     log:
-        f"{LOGS}/approx_metrics/{{exp}}/{{setting}}.log",
+        f"{LOGS}/approx_metrics/{{exp}}/{{setting}}/shard-{{k}}-of-{{K}}.log",
     benchmark:
-        f"{BENCH}/approx_metrics/{{exp}}/{{setting}}.tsv"
+        f"{BENCH}/approx_metrics/{{exp}}/{{setting}}/shard-{{k}}-of-{{K}}.tsv"
     params:
-        config=get_experiment_file,
         digest=config_digest("approx"),
-        data=DATA,
         renders=lambda wildcards: f"{RESULTS}/{wildcards.exp}/approx/render",
-        lpips=lpips_option(),
-    threads: stage_threads("metrics")
-    conda:
-        CONDA_ENV
-    resources:
-        gpu=stage_gpu("metrics"),
-        mem_mb=stage_mem("metrics"),
-        runtime=stage_runtime("metrics"),
-    shell:
-        "OMP_NUM_THREADS={threads} pixelnerf metrics --config {params.config} "
-        "--data-root {params.data} --manifest {input.manifest} --renders {params.renders} "
-        "--out {output.csv} {params.lpips} --device {config[device]} > {log} 2>&1"

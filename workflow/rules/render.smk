@@ -18,18 +18,33 @@ rule render:
         data=DATA,
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/render",
+        mode=[],
     threads: stage_threads("render")
     resources:
-        gpu=stage_gpu("render"),
-        mem_mb=stage_mem("render"),
-        runtime=stage_runtime("render"),
+        **stage_resources("render"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} pixelnerf render --config {params.config} "
-        "--data-root {params.data} --checkpoint {params.checkpoint} "
-        "--setting {wildcards.setting} --shard {wildcards.k} --shards {wildcards.K} "
-        "--out {params.out} --device {config[device]} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} pixelnerf render {params.mode:q} "
+        "--config {params.config:q} --data-root {params.data:q} "
+        "--checkpoint {params.checkpoint:q} --setting {wildcards.setting:q} "
+        "--shard {wildcards.k:q} --shards {wildcards.K:q} --out {params.out:q} "
+        "--device {config[device]:q} > {log:q} 2>&1"
+
+
+# The approximate evaluation: the same step on a seeded sample of objects and views, in one
+# shard of its own folder.
+use rule render as approx_render with:
+    output:
+        manifest=f"{RESULTS}/{{exp}}/approx/render/{{setting}}/shard-{{k}}-of-{{K}}.json",
+    log:
+        f"{LOGS}/approx_render/{{exp}}/{{setting}}/shard-{{k}}-of-{{K}}.log",
+    benchmark:
+        f"{BENCH}/approx_render/{{exp}}/{{setting}}/shard-{{k}}-of-{{K}}.tsv"
+    params:
+        digest=config_digest("approx"),
+        out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/approx/render",
+        mode=["--approx"],
 
 
 rule compare_figure:
@@ -54,42 +69,10 @@ rule compare_figure:
         renders=lambda wildcards: f"{RESULTS}/{wildcards.exp}/render",
     threads: stage_threads("light")
     resources:
-        gpu=0,
-        mem_mb=stage_mem("light"),
-        runtime=stage_runtime("light"),
+        **stage_resources("light"),
     conda:
         CONDA_ENV
     shell:
-        "pixelnerf figure --config {params.config} --data-root {params.data} "
-        "--renders {params.renders} --setting {wildcards.setting} "
-        "--manifests {input.manifests} --out {output.figure} > {log} 2>&1"
-
-
-rule approx_render:
-    input:
-        weights=get_weights,
-        data=get_dataset_ready,
-    output:
-        manifest=f"{RESULTS}/{{exp}}/approx/render/{{setting}}/shard-0-of-1.json",
-    log:
-        f"{LOGS}/approx_render/{{exp}}/{{setting}}.log",
-    benchmark:
-        f"{BENCH}/approx_render/{{exp}}/{{setting}}.tsv"
-    params:
-        config=get_experiment_file,
-        digest=config_digest("approx"),
-        data=DATA,
-        checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
-        out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/approx/render",
-    threads: stage_threads("render")
-    conda:
-        CONDA_ENV
-    resources:
-        gpu=stage_gpu("render"),
-        mem_mb=stage_mem("render"),
-        runtime=stage_runtime("render"),
-    shell:
-        "OMP_NUM_THREADS={threads} pixelnerf render --approx --config {params.config} "
-        "--data-root {params.data} --checkpoint {params.checkpoint} "
-        "--setting {wildcards.setting} --shard 0 --shards 1 "
-        "--out {params.out} --device {config[device]} > {log} 2>&1"
+        "pixelnerf figure --config {params.config:q} --data-root {params.data:q} "
+        "--renders {params.renders:q} --setting {wildcards.setting:q} "
+        "--manifests {input.manifests:q} --out {output.figure:q} > {log:q} 2>&1"

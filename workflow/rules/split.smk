@@ -1,4 +1,4 @@
-# Stage 2: split lists. The unseen-category lists (gen_*.lst, spec section 6) for dvr_gen.
+# Stage 2: split lists. The unseen-category lists (gen_*.lst) for the dvr_gen format.
 
 
 rule split:
@@ -16,11 +16,9 @@ rule split:
         data=DATA,
     threads: stage_threads("light")
     resources:
-        gpu=0,
-        mem_mb=stage_mem("light"),
-        runtime=stage_runtime("light"),
+        **stage_resources("light"),
     conda:
         CONDA_ENV
     shell:
-        "pixelnerf split --config {params.config} --data-root {params.data} "
-        "--out {output.marker} > {log} 2>&1"
+        "pixelnerf split --config {params.config:q} --data-root {params.data:q} "
+        "--out {output.marker:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-# Stage 6: the table beside the paper's numbers, its plot, and the provenance record beside
+# Stage 6: the table beside the paper's numbers and its plot; the provenance record beside
 # it (git commit, configs, package versions, device, wall time per stage from the benchmarks).
 
 
@@ -20,12 +20,6 @@ rule table:
             category="Tables",
             labels={"experiment": "{exp}", "file": "plot"},
         ),
-        provenance=report(
-            f"{RESULTS}/tables/{{exp}}.provenance.json",
-            caption="../report/provenance.rst",
-            category="Provenance",
-            labels={"experiment": "{exp}"},
-        ),
     log:
         f"{LOGS}/tables/{{exp}}.log",
     benchmark:
@@ -33,24 +27,44 @@ rule table:
     params:
         config=get_experiment_file,
         digest=config_digest("table"),
+    threads: stage_threads("light")
+    resources:
+        **stage_resources("light"),
+    conda:
+        CONDA_ENV
+    shell:
+        "pixelnerf table --config {params.config:q} --metrics {input.metrics:q} "
+        "--paper {input.paper:q} --out-csv {output.csv:q} --out-md {output.md:q} "
+        "--out-plot {output.plot:q} > {log:q} 2>&1"
+
+
+rule provenance:
+    input:
+        table=f"{RESULTS}/tables/{{exp}}.csv",
+    output:
+        provenance=report(
+            f"{RESULTS}/tables/{{exp}}.provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            labels={"experiment": "{exp}"},
+        ),
+    log:
+        f"{LOGS}/provenance/{{exp}}.log",
+    params:
+        config=get_experiment_file,
+        digest=config_digest("table"),
         benchmarks=BENCH,
         workflow_config=workflow_config_json,
     threads: stage_threads("light")
+    resources:
+        **stage_resources("light"),
     conda:
         CONDA_ENV
-    resources:
-        gpu=0,
-        mem_mb=stage_mem("light"),
-        runtime=stage_runtime("light"),
     shell:
-        "pixelnerf table --config {params.config} --metrics {input.metrics} "
-        "--paper {input.paper} --out-csv {output.csv} --out-md {output.md} "
-        "--out-plot {output.plot} > {log} 2>&1 && "
-        "pixelnerf provenance --config {params.config} --experiment {wildcards.exp} "
-        "--benchmarks {params.benchmarks} --table {output.csv} "
-        "--workflow-config {params.workflow_config:q} --device {config[device]} "
-        "--out {output.provenance} >> {log} 2>&1"
-
+        "pixelnerf provenance --config {params.config:q} --experiment {wildcards.exp:q} "
+        "--benchmarks {params.benchmarks:q} --table {input.table:q} "
+        "--workflow-config {params.workflow_config:q} --device {config[device]:q} "
+        "--out {output.provenance:q} > {log:q} 2>&1"
 
 
 rule approx_summary:
@@ -68,11 +82,10 @@ rule approx_summary:
     benchmark:
         f"{BENCH}/approx_summary/{{exp}}.tsv"
     threads: stage_threads("light")
+    resources:
+        **stage_resources("light"),
     conda:
         CONDA_ENV
-    resources:
-        gpu=0,
-        mem_mb=stage_mem("light"),
-        runtime=stage_runtime("light"),
     shell:
-        "pixelnerf approx-summary --metrics {input.metrics} --out {output.csv} > {log} 2>&1"
+        "pixelnerf approx-summary --metrics {input.metrics:q} --out {output.csv:q} "
+        "> {log:q} 2>&1"

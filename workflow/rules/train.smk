@@ -19,12 +19,10 @@ rule train:
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/train",
     threads: stage_threads("train")
     resources:
-        gpu=stage_gpu("train"),
-        mem_mb=stage_mem("train"),
-        runtime=stage_runtime("train"),
+        **stage_resources("train"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} pixelnerf train --config {params.config} "
-        "--data-root {params.data} --checkpoints {params.checkpoints} --out {params.out} "
-        "--device {config[device]} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} pixelnerf train --config {params.config:q} "
+        "--data-root {params.data:q} --checkpoints {params.checkpoints:q} "
+        "--out {params.out:q} --device {config[device]:q} > {log:q} 2>&1"

@@ -21,16 +21,14 @@ rule video:
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
     threads: stage_threads("render")
     resources:
-        gpu=stage_gpu("render"),
-        mem_mb=stage_mem("render"),
-        runtime=stage_runtime("render"),
+        **stage_resources("render"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} pixelnerf video --config {params.config} "
-        "--data-root {params.data} --checkpoint {params.checkpoint} "
-        "--object {wildcards.object} --out {output.video} --device {config[device]} "
-        "> {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} pixelnerf video --config {params.config:q} "
+        "--data-root {params.data:q} --checkpoint {params.checkpoint:q} "
+        "--object {wildcards.object:q} --out {output.video:q} --device {config[device]:q} "
+        "> {log:q} 2>&1"
 
 
 rule real_photo:
@@ -49,19 +47,18 @@ rule real_photo:
         config=get_experiment_file,
         digest=config_digest("real"),
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
-        mask=lambda wildcards, input: f"--mask {input.mask}" if input.mask else "",
+        mask=lambda wildcards, input: ["--mask", input.mask] if input.mask else [],
         out=lambda wildcards: f"{RESULTS}/real/{wildcards.exp}",
     threads: stage_threads("render")
     resources:
-        gpu=stage_gpu("render"),
-        mem_mb=stage_mem("render"),
-        runtime=stage_runtime("render"),
+        **stage_resources("render"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} pixelnerf real {input.photo} {params.mask} "
-        "--name {wildcards.photo} --config {params.config} --checkpoint {params.checkpoint} "
-        "--out {params.out} --device {config[device]} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} pixelnerf real {input.photo:q} {params.mask:q} "
+        "--name {wildcards.photo:q} --config {params.config:q} "
+        "--checkpoint {params.checkpoint:q} --out {params.out:q} "
+        "--device {config[device]:q} > {log:q} 2>&1"
 
 
 rule real_all:

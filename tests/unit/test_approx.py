@@ -124,7 +124,7 @@ def test_summary_csv_from_metrics_cli(tmp_path: Path) -> None:
 
 def test_plan_on_demo_data(tmp_path: Path, project_root: Path) -> None:
     """The sampler over the demo's test objects, with the targets of the demo protocol."""
-    from eval_helpers import tiny_demo_config
+    from helpers.evaluation import tiny_demo_config
 
     from pixelnerf.data import open_dataset
     from pixelnerf.eval.config import EvalConfig

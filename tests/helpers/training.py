@@ -7,17 +7,18 @@ from typing import Any
 
 import yaml
 
+from helpers.demo import tiny_synth
+
 # A model and renderer small enough for a CPU test (the key names are the published ones).
 TINY_MLP = {"type": "resnet", "n_blocks": 2, "d_hidden": 32, "combine_layer": 1,
             "combine_type": "average"}
 TINY_ENCODER = {"backbone": "resnet18", "pretrained": False, "num_layers": 2,
                 "use_first_pool": False}
 TINY_RENDERER = {"n_coarse": 16, "n_fine": 8, "n_fine_depth": 4}
-# The demo synthesizer's settings for the tests: two categories, few small objects.
+# The tiny demo's training and validation objects (no test objects: training reads none).
+TINY_SYNTH = tiny_synth(test_objects=0)
 # Steps of the seeded run that shows the model learns (tests/conftest.py: trained_demo).
 LEARN_STEPS = 200
-TINY_SYNTH = {"seed": 0, "categories": ["chair", "car"], "train_objects": 3, "val_objects": 1,
-              "test_objects": 0, "views": 8, "image_size": 32}
 
 
 def make_experiment(work: Path, project_root: Path, train: dict[str, Any] | None = None,

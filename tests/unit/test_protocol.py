@@ -1,17 +1,19 @@
-"""The evaluation protocol of spec section 5, from the experiment configs as shipped."""
+"""The evaluation protocol (source and target views per object), from the experiment configs
+as shipped."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from helpers import PROJECT_ROOT
 
 from pixelnerf.config import load_experiment
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.eval.protocol import Protocol, read_source_table, read_view_line, shard_objects
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "config" / "experiments"
+EXPERIMENTS = PROJECT_ROOT / "config" / "experiments"
 DTU_BANNED = set(range(3, 8)) | set(range(16, 22)) | set(range(36, 40))
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from workflow_helpers import TINY_DEMO, merged
+from helpers.demo import TINY_DEMO, merged
 
 from pixelnerf.cli import main
 from pixelnerf.data.demo import SynthSettings, synthesize
@@ -20,7 +20,7 @@ from pixelnerf.eval.render import RenderJob, render_shard
 from pixelnerf.io import atomic_torch_save
 from pixelnerf.model import PixelNeRF
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from helpers import PROJECT_ROOT
 CPU = torch.device("cpu")
 SYNTH = {"categories": ["chair", "car"], "train_objects": 1, "val_objects": 0,
          "test_objects": 2, "views": 5, "image_size": 16}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_fixtures import encoded_scene, look_at_origin, tiny_model
+from helpers.model import encoded_scene, look_at_origin, tiny_model
 
 import pixelnerf.render as R
 from pixelnerf.errors import PipelineError

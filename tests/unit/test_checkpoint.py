@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from reference_data import parse_state_dict_listing
+from helpers.reference import parse_state_dict_listing
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.model import PixelNeRF, load_checkpoint

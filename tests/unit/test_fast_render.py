@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_fixtures import encoded_scene, look_at_origin, tiny_model
+from helpers.model import encoded_scene, look_at_origin, tiny_model
 
 import pixelnerf.render as R
 from pixelnerf.errors import PipelineError
@@ -14,8 +14,8 @@ from pixelnerf.render.precision import cpu_has_native_bf16
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
-FP32_ATOL = 1e-4  # issue 7: fast path vs reference path in fp32
-TABLE_PSNR_DB = 0.05  # issue 7: table-level bounds for reduced precision
+FP32_ATOL = 1e-4  # fast path vs reference path in fp32
+TABLE_PSNR_DB = 0.05  # table-level bounds for reduced precision
 TABLE_SSIM = 0.001
 SIDE = 24
 

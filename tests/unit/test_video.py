@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from workflow_helpers import TINY_DEMO, merged
+from helpers.demo import TINY_DEMO, merged
 
 import pixelnerf.render as R
 from pixelnerf.cli import main
@@ -32,7 +32,7 @@ from pixelnerf.video.paths import DTU_KEY_QUATERNIONS
 from pixelnerf.video.render import SEED_TAG
 from pixelnerf.video.writer import video_fps
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from helpers import PROJECT_ROOT
 CPU = torch.device("cpu")
 SYNTH = {"categories": ["car"], "train_objects": 0, "val_objects": 0, "test_objects": 1,
          "views": 4, "image_size": 32}

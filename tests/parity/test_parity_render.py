@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from reference_data import DEVICES, model_config, optional, reference_model
+from helpers.reference import DEVICES, model_config, optional, reference_model
 
 import pixelnerf.render as R
 

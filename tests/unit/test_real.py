@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from workflow_helpers import TINY_DEMO, merged
+from helpers.demo import TINY_DEMO, merged
 
 from pixelnerf.cli import main
 from pixelnerf.errors import PipelineError
@@ -30,7 +30,7 @@ from pixelnerf.real import (
 )
 from pixelnerf.video import loop_poses, read_mp4
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from helpers import PROJECT_ROOT
 CPU = torch.device("cpu")
 SIZE = 32
 # The published camera at 32 px instead of 128 (focal scales with the image).

@@ -9,7 +9,7 @@ import yaml
 
 @pytest.fixture(scope="module")
 def tiny_experiment(tmp_path_factory, project_root):
-    from train_helpers import make_experiment
+    from helpers.training import make_experiment
 
     work, config = make_experiment(tmp_path_factory.mktemp("objective"), project_root)
     return work, yaml.safe_load(config.read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from train_helpers import LEARN_STEPS, TINY_SYNTH
+from helpers.training import LEARN_STEPS, TINY_SYNTH
 
 from pixelnerf.model import PixelNeRF, load_checkpoint
 from pixelnerf.train.checkpoint import LATEST

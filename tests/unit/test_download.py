@@ -1,6 +1,6 @@
 """Downloads: resume, verification, safe extraction and every failure as one error line.
 
-All traffic goes to a local server (tests/http_server.py); Drive hosts are rerouted to it
+All traffic goes to a local server (tests/helpers/http_server.py); Drive hosts are rerouted to it
 and any other host fails the test, so the real addresses in config/sources.yaml are read
 but never contacted.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from http_server import Fault, closed_port, reroute_requests, serve
+from helpers.http_server import Fault, closed_port, reroute_requests, serve
 
 from pixelnerf.cli import main as cli_main
 from pixelnerf.download import completion_marker, diskio, ensure_source, load_sources

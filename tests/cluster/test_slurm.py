@@ -24,13 +24,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import (
-    PROJECT_ROOT,
-    TINY_DEMO,
+from helpers import PROJECT_ROOT
+from helpers.demo import TINY_DEMO, merged
+from helpers.workflow import (
     VENV_BIN,
     kill_session,
     make_workspace,
-    merged,
     output_text,
     read_table,
     snakemake,
@@ -39,8 +38,6 @@ from workflow_helpers import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 from cluster import Cluster, ClusterSettings, missing_programs  # noqa: E402
-
-pytestmark = pytest.mark.slurm
 
 BASE_PROFILE = PROJECT_ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 TEST_LAYER = PROJECT_ROOT / "workflow" / "profiles" / "slurm-test" / "config.yaml"

@@ -14,7 +14,7 @@ from pixelnerf.data.dtu import decompose_projection, rq_decomposition
 from pixelnerf.data.dvr import category_names
 from pixelnerf.errors import PipelineError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_decomposition_matches_opencv() -> None:

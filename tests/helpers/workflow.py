@@ -1,15 +1,13 @@
 """Running the real Snakemake workflow in a scratch copy of the repository, with a tiny demo.
 
 `make_workspace` copies what a fresh clone holds (Snakefile, workflow/, envs/, config/) into a
-temporary folder and writes a demo experiment whose sizes are overridden (few, small objects;
-a tiny network; a few training steps), so the whole workflow runs in about a minute on 2 CPU
-cores. `snakemake` runs the CLI there in a subprocess.
+temporary folder and writes the demo experiment with the test suite's tiny demo
+(helpers/demo.py) merged in, so the whole workflow runs in about a minute on 2 CPU cores. `snakemake` runs the CLI there in a subprocess.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import os
 import shutil
@@ -22,37 +20,11 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from helpers import PROJECT_ROOT
+from helpers.demo import TINY_DEMO, merged
+
 VENV_BIN = Path(sys.executable).parent
 SNAKEMAKE_TIMEOUT_S = 600
-
-# A demo small enough for the test suite: 2 categories, 32x32 images, 8 views, a network of
-# width 16 on a ResNet-18 cut after two levels, 4 training steps.
-TINY_DEMO: dict[str, Any] = {
-    "dataset": {"synth": {"categories": ["chair", "car"], "train_objects": 3, "val_objects": 1,
-                          "test_objects": 2, "views": 8, "image_size": 32}},
-    "model": {
-        "mlp_coarse": {"d_hidden": 16, "n_blocks": 1, "combine_layer": 1},
-        "mlp_fine": {"d_hidden": 16, "n_blocks": 1, "combine_layer": 1},
-        "encoder": {"backbone": "resnet18", "num_layers": 2},
-    },
-    "renderer": {"n_coarse": 8, "n_fine": 4, "n_fine_depth": 2},
-    "train": {"steps": 4, "batch_objects": 2, "rays_per_object": 32, "checkpoint_every": 2,
-              "val_every": 0, "vis_every": 0},
-    "eval": {"shards": 2, "ray_batch": 2048, "report_objects": 2, "report_views": 1},
-}
-
-
-def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override`` merged in, mapping by mapping (lists are replaced)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
 
 def make_workspace(
     root: Path, demo_override: Mapping[str, Any] = TINY_DEMO, raw_demo: str | None = None

@@ -12,11 +12,10 @@ import shutil
 import time
 from pathlib import Path
 
-from workflow_helpers import (
-    TINY_DEMO,
+from helpers.demo import TINY_DEMO, merged
+from helpers.workflow import (
     kill_session,
     make_workspace,
-    merged,
     output_text,
     read_table,
     snakemake,

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from workflow_helpers import make_workspace, output_text, read_table, snakemake
+from helpers.workflow import make_workspace, output_text, read_table, snakemake
 
 
 def test_demo_workflow_from_data_to_table_report_and_noop_rerun(tmp_path: Path) -> None:

@@ -155,7 +155,7 @@ def run_cli(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def demo_experiment(tmp_path_factory, project_root):
     """A tiny demo dataset and an experiment config training a tiny model on it."""
-    from train_helpers import make_experiment
+    from helpers.training import make_experiment
 
     return make_experiment(tmp_path_factory.mktemp("train_cli"), project_root)
 

@@ -208,7 +208,7 @@ def test_metrics_cli_on_demo_data(tmp_path, project_root, torch_home, capsys) ->
     import csv
 
     import imageio.v3 as iio
-    from eval_helpers import ground_truth_png, tiny_demo_config, write_fake_renders
+    from helpers.evaluation import ground_truth_png, tiny_demo_config, write_fake_renders
 
     from pixelnerf import cli
     from pixelnerf.data import open_dataset
@@ -241,7 +241,6 @@ def test_metrics_cli_on_demo_data(tmp_path, project_root, torch_home, capsys) ->
         rows = list(csv.DictReader(handle))
     assert config["eval"]["baselines"] is True
     assert len(rows) == 3 * len(selections)
-    white = np.ones((24, 24, 3))
     for row in rows:
         assert row["setting"] == setting and row["lpips"] == ""
         selection = selections[row["object_id"]]
@@ -249,7 +248,7 @@ def test_metrics_cli_on_demo_data(tmp_path, project_root, torch_home, capsys) ->
         truths = [ground_truth_png(data_root, row["object_id"], v) / 255.0
                   for v in selection.targets]
         if row["category"] == "baseline:background":
-            preds = [white] * len(truths)
+            preds = [np.ones_like(t) for t in truths]
         elif row["category"] == "baseline:source_view":
             source = ground_truth_png(data_root, row["object_id"], selection.sources[0]) / 255.0
             preds = [source] * len(truths)
@@ -266,7 +265,7 @@ def test_metrics_cli_on_demo_data(tmp_path, project_root, torch_home, capsys) ->
 def test_metrics_cli_missing_render_is_one_line(tmp_path, project_root, torch_home, capsys):
     import json
 
-    from eval_helpers import tiny_demo_config
+    from helpers.evaluation import tiny_demo_config
 
     from pixelnerf import cli
 

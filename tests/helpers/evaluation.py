@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from helpers.demo import tiny_synth
 from pixelnerf.data.demo import SynthSettings, synthesize
 from pixelnerf.io import atomic_save_png
 
-# Small enough to synthesize in a few seconds on one core.
-TINY_DEMO = {"categories": ["chair", "lamp"], "train_objects": 0, "val_objects": 0,
-             "test_objects": 2, "views": 6, "image_size": 24}
+# The tiny demo's test split alone: synthesized in a few seconds on one core.
+TEST_SPLIT = tiny_synth(train_objects=0, val_objects=0)
 
 
 def tiny_demo_config(project_root: Path, data_root: Path, out: Path) -> tuple[Path, dict]:
@@ -24,7 +24,7 @@ def tiny_demo_config(project_root: Path, data_root: Path, out: Path) -> tuple[Pa
         (project_root / "config" / "experiments" / "demo.yaml").read_text())
     config["dataset"]["dir"] = "demo_tiny"
     config["dataset"].pop("synth", None)
-    synthesize(SynthSettings.from_mapping(TINY_DEMO), data_root / "demo_tiny")
+    synthesize(SynthSettings.from_mapping(TEST_SPLIT), data_root / "demo_tiny")
     out.write_text(yaml.safe_dump(config))
     return out, config
 

@@ -1,4 +1,4 @@
-"""The split step (spec section 6) on the demo dataset: an unseen-category split of the
+"""The split step on the demo dataset: an unseen-category split of the
 demo's own categories, written atomically and identically on every run."""
 
 from __future__ import annotations

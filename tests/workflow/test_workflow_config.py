@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import TINY_DEMO, make_workspace, merged, output_text, snakemake
+from helpers.demo import TINY_DEMO, merged
+from helpers.workflow import make_workspace, output_text, snakemake
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from helpers import PROJECT_ROOT
 TARGET = "results/tables/demo.csv"
 
 
