@@ -21,7 +21,26 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/videos.smk"
 
 
+# Jobs that run where Snakemake runs, never as cluster jobs: downloads need the network
+# (compute nodes often have none); the others take seconds.
+localrules:
+    all,
+    download,
+    table,
+    provenance,
+    compare_figure,
+    approx_summary,
+
+
+wildcard_constraints:
+    exp="[A-Za-z0-9_]+",
+    setting="[A-Za-z0-9_]+",
+    k="[0-9]+",
+    K="[0-9]+",
+    source="[A-Za-z0-9_.-]+",
+
+
 rule all:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True

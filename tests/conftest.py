@@ -1,4 +1,9 @@
-"""Shared fixtures: where the reference vectors live, and the project root."""
+"""Shared fixtures (where the reference vectors live, the project root) and the markers.
+
+Each test folder holds one kind of test, and its tests carry that kind's marker (registered
+in pyproject.toml): `unit`, `parity`, `workflow` (the real Snakemake CLI) and `cluster` (a
+real SLURM cluster). `make test-fast` runs `-m "not workflow and not cluster"`.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,29 @@ import os
 from pathlib import Path
 
 import pytest
-
 from helpers import PROJECT_ROOT
+
+TESTS = Path(__file__).resolve().parent
+KINDS = ("unit", "parity", "workflow", "cluster")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--no-slurm",
         action="store_true",
-        help="skip tests/test_slurm.py (a real one-node SLURM cluster: root, minutes); CI runs it",
+        help="skip tests/cluster (a real one-node SLURM cluster: root, minutes); CI runs it",
     )
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with the kind of its folder (tests/<kind>/...)."""
+    for item in items:
+        relative = Path(str(item.path)).resolve().relative_to(TESTS)
+        kind = relative.parts[0] if len(relative.parts) > 1 else None
+        if kind not in KINDS:
+            raise pytest.UsageError(f"{relative}: a test file belongs in one of tests/{KINDS}")
+        item.add_marker(getattr(pytest.mark, kind))
 
 
 def reference_dir() -> Path:

@@ -2,7 +2,8 @@
 
 `make_workspace` copies what a fresh clone holds (Snakefile, workflow/, envs/, config/) into a
 temporary folder and writes the demo experiment with the test suite's tiny demo
-(helpers/demo.py) merged in, so the whole workflow runs in about a minute on 2 CPU cores. `snakemake` runs the CLI there in a subprocess.
+(helpers/demo.py) merged in, so the whole workflow runs in about a minute on 2 CPU cores.
+`snakemake` runs the CLI there in a subprocess.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from helpers.demo import TINY_DEMO, merged
 
 VENV_BIN = Path(sys.executable).parent
 SNAKEMAKE_TIMEOUT_S = 600
+
 
 def make_workspace(
     root: Path, demo_override: Mapping[str, Any] = TINY_DEMO, raw_demo: str | None = None

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import PROJECT_ROOT
 from helpers.demo import TINY_DEMO, merged
 
 from pixelnerf.cli import main
@@ -30,7 +31,6 @@ from pixelnerf.real import (
 )
 from pixelnerf.video import loop_poses, read_mp4
 
-from helpers import PROJECT_ROOT
 CPU = torch.device("cpu")
 SIZE = 32
 # The published camera at 32 px instead of 128 (focal scales with the image).

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import PROJECT_ROOT
 from helpers.demo import TINY_DEMO, merged
 
 from pixelnerf.cli import main
@@ -20,7 +21,6 @@ from pixelnerf.eval.render import RenderJob, render_shard
 from pixelnerf.io import atomic_torch_save
 from pixelnerf.model import PixelNeRF
 
-from helpers import PROJECT_ROOT
 CPU = torch.device("cpu")
 SYNTH = {"categories": ["chair", "car"], "train_objects": 1, "val_objects": 0,
          "test_objects": 2, "views": 5, "image_size": 16}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import PROJECT_ROOT
 from helpers.demo import TINY_DEMO, merged
 
 import pixelnerf.render as R
@@ -32,7 +33,6 @@ from pixelnerf.video.paths import DTU_KEY_QUATERNIONS
 from pixelnerf.video.render import SEED_TAG
 from pixelnerf.video.writer import video_fps
 
-from helpers import PROJECT_ROOT
 CPU = torch.device("cpu")
 SYNTH = {"categories": ["car"], "train_objects": 0, "val_objects": 0, "test_objects": 1,
          "views": 4, "image_size": 32}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import PROJECT_ROOT
 from helpers.demo import TINY_DEMO, merged
 from helpers.workflow import make_workspace, output_text, snakemake
 
-from helpers import PROJECT_ROOT
 TARGET = "results/tables/demo.csv"
 
 

@@ -86,7 +86,9 @@ def experiment(name):
     except PipelineError as exc:
         raise WorkflowError(str(exc)) from None
     if cfg["name"] != name:
-        raise WorkflowError(f"{path}: key name: {cfg['name']!r} differs from the file name {name!r}")
+        raise WorkflowError(
+            f"{path}: key name: {cfg['name']!r} differs from the file name {name!r}"
+        )
     return cfg
 
 
@@ -103,25 +105,6 @@ if config["experiment"] not in known_experiments():
     )
 
 
-# Jobs that run where Snakemake runs, never as cluster jobs: downloads need the network
-# (compute nodes often have none); the others take seconds.
-localrules:
-    all,
-    download,
-    table,
-    provenance,
-    compare_figure,
-    approx_summary,
-
-
-wildcard_constraints:
-    exp="[A-Za-z0-9_]+",
-    setting="[A-Za-z0-9_]+",
-    k="[0-9]+",
-    K="[0-9]+",
-    source="[A-Za-z0-9_.-]+",
-
-
 # ----------------------------------------------------------------------------- resources
 
 
@@ -131,13 +114,16 @@ def stage_threads(stage):
 
 def stage_resources(stage, runtime=None):
     """The resources of a job of ``stage`` (a key of the config's `resources`): a GPU where
-    the stage is one of `gpu_stages`, its memory, and its minutes (those of ``runtime`` when
-    given), growing with the attempt so that a retried job gets more time."""
+    the stage is one of `gpu_stages`, its memory, its minutes (those of ``runtime`` when
+    given) growing with the attempt so that a retried job gets more time, and the torch
+    device. The device is a resource, not a param: a param change reruns a job, and results
+    made on one device stay valid when the next step runs on another."""
     minutes = config["resources"]["runtime"][runtime or stage]
     return {
         "gpu": 1 if stage in config["resources"]["gpu_stages"] else 0,
         "mem_mb": config["resources"]["mem_mb"][stage],
         "runtime": lambda wildcards, attempt: minutes * attempt,
+        "device": config["device"],
     }
 
 
@@ -334,7 +320,7 @@ def lpips_option():
     return ["--lpips-weights", weights] if weights else []
 
 
-# Real photographs (rule files videos.smk): the folder `real_input` and its photos.
+# Real photographs (videos.smk): the folder `real_input` and its photos.
 REAL_INPUT = config.get("real_input", "input")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # `<photo>_mask.png` beside a photo is its mask (then Mask R-CNN is not needed); published
@@ -367,3 +353,14 @@ def get_real_photo(wildcards):
 def get_real_mask(wildcards):
     mask = Path(REAL_INPUT) / f"{wildcards.photo}_mask.png"
     return [str(mask)] if mask.is_file() else []
+
+
+def write_real_index(photos, done_files, index_file, log_file):
+    """Photo name -> its result folder, for every photo of `real_input`, as JSON."""
+    from pixelnerf.io import atomic_write_text
+
+    if not photos:
+        raise WorkflowError(f"no photos in {REAL_INPUT}/ (put car photos there)")
+    index = {name: str(Path(done).parent) for name, done in zip(photos, done_files)}
+    atomic_write_text(index_file, json.dumps(index, indent=1) + "\n")
+    atomic_write_text(log_file, f"{len(index)} photos indexed in {index_file}\n")

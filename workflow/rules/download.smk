@@ -9,7 +9,8 @@ rule download:
     benchmark:
         f"{BENCH}/download/{{source}}.tsv"
     params:
-        data=DATA,
+        # <data_root>, the folder above .downloads/ (the lint wants it from the output)
+        data=lambda wildcards, output: Path(output.marker).parent.parent,
         checkpoints=CHECKPOINTS,
         sources=SOURCES_FILE,
         completion=lambda wildcards: source_completion_marker(wildcards.source),

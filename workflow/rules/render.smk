@@ -29,7 +29,7 @@ rule render:
         "--config {params.config:q} --data-root {params.data:q} "
         "--checkpoint {params.checkpoint:q} --setting {wildcards.setting:q} "
         "--shard {wildcards.k:q} --shards {wildcards.K:q} --out {params.out:q} "
-        "--device {config[device]:q} > {log:q} 2>&1"
+        "--device {resources.device:q} > {log:q} 2>&1"
 
 
 # The approximate evaluation: the same step on a seeded sample of objects and views, in one

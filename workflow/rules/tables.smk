@@ -63,7 +63,7 @@ rule provenance:
     shell:
         "pixelnerf provenance --config {params.config:q} --experiment {wildcards.exp:q} "
         "--benchmarks {params.benchmarks:q} --table {input.table:q} "
-        "--workflow-config {params.workflow_config:q} --device {config[device]:q} "
+        "--workflow-config {params.workflow_config:q} --device {resources.device:q} "
         "--out {output.provenance:q} > {log:q} 2>&1"
 
 

@@ -25,4 +25,4 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads:q} pixelnerf train --config {params.config:q} "
         "--data-root {params.data:q} --checkpoints {params.checkpoints:q} "
-        "--out {params.out:q} --device {config[device]:q} > {log:q} 2>&1"
+        "--out {params.out:q} --device {resources.device:q} > {log:q} 2>&1"

@@ -4,6 +4,7 @@
 #   results/real/<exp>/index.json          every photo of the folder `real_input` (input/)
 # Settings: the experiment's `video` and `real` sections (config/README.md).
 
+
 rule video:
     input:
         weights=get_weights,
@@ -27,7 +28,7 @@ rule video:
     shell:
         "OMP_NUM_THREADS={threads:q} pixelnerf video --config {params.config:q} "
         "--data-root {params.data:q} --checkpoint {params.checkpoint:q} "
-        "--object {wildcards.object:q} --out {output.video:q} --device {config[device]:q} "
+        "--object {wildcards.object:q} --out {output.video:q} --device {resources.device:q} "
         "> {log:q} 2>&1"
 
 
@@ -58,7 +59,7 @@ rule real_photo:
         "OMP_NUM_THREADS={threads:q} pixelnerf real {input.photo:q} {params.mask:q} "
         "--name {wildcards.photo:q} --config {params.config:q} "
         "--checkpoint {params.checkpoint:q} --out {params.out:q} "
-        "--device {config[device]:q} > {log:q} 2>&1"
+        "--device {resources.device:q} > {log:q} 2>&1"
 
 
 rule real_all:
@@ -68,15 +69,10 @@ rule real_all:
         ),
     output:
         index=f"{RESULTS}/real/{{exp}}/index.json",
+    log:
+        f"{LOGS}/real/{{exp}}/index.log",
+    localrule: True
     params:
         photos=lambda wildcards: real_photos(),
-    localrule: True
     run:
-        import json
-
-        from pixelnerf.io import atomic_write_text
-
-        if not params.photos:
-            raise WorkflowError(f"no photos in {REAL_INPUT}/ (put car photos there)")
-        index = {name: str(Path(done).parent) for name, done in zip(params.photos, input.done)}
-        atomic_write_text(output.index, json.dumps(index, indent=1) + "\n")
+        write_real_index(params.photos, input.done, output.index, log[0])
