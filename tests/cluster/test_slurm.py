@@ -1,9 +1,9 @@
 """SLURM for real: the demo workflow through `workflow/profiles/slurm` (plus the CPU test layer
 `workflow/profiles/slurm-test`) on a one-node SLURM cluster started on 127.0.0.1 by
-`tests/slurm/cluster.py`, with a render job cancelled (`scancel`) and one killed at its time
+`tests/cluster/slurm/cluster.py`, with a render job cancelled (`scancel`) and one killed at its time
 limit (TIMEOUT) and resubmitted with more time by the profile's retries.
 
-Needs root and the software of `tests/slurm/install.sh`; a few minutes on 2 cores. Skip it
+Needs root and the software of `tests/cluster/slurm/install.sh`; a few minutes on 2 cores. Skip it
 locally with `pytest --no-slurm` (CI runs it).
 """
 
@@ -99,8 +99,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         pytest.skip("SLURM cluster test skipped (--no-slurm); CI runs it")
     missing = missing_programs()
     if missing:
-        pytest.fail(f"the SLURM test needs {', '.join(missing)}: run tests/slurm/install.sh "
-                    "as root first (or pass --no-slurm to skip it locally)")
+        pytest.fail(f"the SLURM test needs {', '.join(missing)}: run "
+                    "tests/cluster/slurm/install.sh as root first (or pass --no-slurm to skip "
+                    "it locally)")
     if os.geteuid() != 0:
         pytest.fail("the SLURM test starts slurmd and must run as root (or pass --no-slurm)")
     # Not under pytest's tmp folder: munged wants its socket's folders open to all users.

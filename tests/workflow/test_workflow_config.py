@@ -44,6 +44,8 @@ CASES = [
      ["data_root", "/nonexistent/datasets"]),
     ("misspelt_global_key", None, ["shardz=3"], TARGET, ["shardz"]),
     ("wrong_global_type", None, ["shards=many"], TARGET, ["shards"]),
+    ("newline_in_a_root", None, ["results_root=my\nresults"], TARGET,
+     ["results_root", "contains a newline"]),
     ("unknown_default_experiment", None, ["experiment=nope"], TARGET,
      ["experiment", "config/experiments/nope.yaml"]),
     ("unknown_target_experiment", None, [], "results/tables/nope.csv",

@@ -8,8 +8,8 @@ state folders never share ports (free ones are picked when the configs are writt
 
 As a script, for trying the workflow by hand::
 
-    python tests/slurm/cluster.py start /tmp/slurm-state   # prints: export SLURM_CONF=...
-    python tests/slurm/cluster.py stop /tmp/slurm-state
+    python tests/cluster/slurm/cluster.py start /tmp/slurm-state   # prints: export SLURM_CONF=...
+    python tests/cluster/slurm/cluster.py stop /tmp/slurm-state
 
 Needs root: slurmd runs jobs as their submitting user and slurmctld/slurmdbd run as
 ``SlurmUser=root`` so that no account has to be created.
@@ -75,7 +75,8 @@ def program(name: str) -> str:
     """Absolute path of ``name``, looking in sbin folders too (root's PATH may lack them)."""
     path = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN_DIRS))
     if path is None:
-        raise FileNotFoundError(f"{name} is not installed (run tests/slurm/install.sh as root)")
+        raise FileNotFoundError(
+            f"{name} is not installed (run tests/cluster/slurm/install.sh as root)")
     return path
 
 
@@ -415,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.action == "start":
         missing = missing_programs()
         if missing:
-            print(f"missing: {' '.join(missing)} (run tests/slurm/install.sh as root)",
+            print(f"missing: {' '.join(missing)} (run tests/cluster/slurm/install.sh as root)",
                   file=sys.stderr)
             return 1
         cluster.start()

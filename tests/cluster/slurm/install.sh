@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs a one-node SLURM cluster's software from Debian (bookworm: Slurm 22.05), as root,
 # only what is absent; running it again changes nothing. Nothing is started or configured
-# here: tests/slurm/cluster.py writes private configs and starts the daemons for a test.
+# here: tests/cluster/slurm/cluster.py writes private configs and starts the daemons for a test.
 #
 # Job status: the SLURM executor plugin asks `sacct` by default, and `sacct` needs accounting
 # through slurmdbd and a MySQL-compatible database (MariaDB here). We install accounting
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 if [[ $(id -u) -ne 0 ]]; then
-    echo "tests/slurm/install.sh: run as root (apt-get install)" >&2
+    echo "tests/cluster/slurm/install.sh: run as root (apt-get install)" >&2
     exit 1
 fi
 
@@ -39,7 +39,7 @@ for cmd in "${!PROVIDER[@]}"; do
     fi
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "tests/slurm/install.sh: SLURM, munge and MariaDB already installed"
+    echo "tests/cluster/slurm/install.sh: SLURM, munge and MariaDB already installed"
     exit 0
 fi
 # de-duplicate, stable order
@@ -60,4 +60,4 @@ trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${packages[@]}"
-echo "tests/slurm/install.sh: installed ${packages[*]}"
+echo "tests/cluster/slurm/install.sh: installed ${packages[*]}"
