@@ -42,7 +42,7 @@ from cluster import Cluster, ClusterSettings, missing_programs  # noqa: E402
 BASE_PROFILE = PROJECT_ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 TEST_LAYER = PROJECT_ROOT / "workflow" / "profiles" / "slurm-test" / "config.yaml"
 PROFILES = ("--profile", "workflow/profiles/slurm", "--profile", "workflow/profiles/slurm-test")
-TARGET = "results/tables/demo.csv"  # the README's demo target
+TARGET = "results/tables/demo.csv"  # the target of `make demo`
 SETTINGS = ClusterSettings()
 RUN_TIMEOUT_S = 900
 

@@ -1,7 +1,8 @@
-"""Reading a reference set (see ../shared/reference/README.md) into our objects.
+"""Reading a reference set (vectors computed with the published code) into our objects.
 
 Everything here is driven by the files: the model settings come from model_config.json,
-the weights from the README's deterministic rule, the inputs from model_forward.npz.
+the inputs from model_forward.npz; the weights come from a deterministic rule of sines (below),
+the same rule the reference vectors were computed with, so no weights file is needed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def load_vectors(root: Path) -> dict[str, np.ndarray]:
 
 
 def deterministic_value(index: int, key: str, tensor: torch.Tensor) -> torch.Tensor | None:
-    """The README's value for the ``index``-th key (sorted order), or None to keep it as built."""
+    """The rule's value for the ``index``-th key (sorted order), or None to keep it as built."""
     if not tensor.is_floating_point():
         return None
     count = tensor.numel()
@@ -50,7 +51,7 @@ def deterministic_value(index: int, key: str, tensor: torch.Tensor) -> torch.Ten
 
 
 def fill_deterministic(model: torch.nn.Module) -> torch.nn.Module:
-    """Overwrite every floating-point state-dict entry by the README's rule."""
+    """Overwrite every floating-point state-dict entry by the deterministic rule."""
     state = model.state_dict()
     filled = {}
     for index, key in enumerate(sorted(state)):
@@ -70,7 +71,7 @@ def reference_model(root: Path, device: torch.device) -> PixelNeRF:
 
 
 def optional(array: np.ndarray) -> torch.Tensor | None:
-    """The README's encoding of 'none': an array with no elements."""
+    """The reference set's encoding of 'none': an array with no elements."""
     return None if array.size == 0 else torch.from_numpy(array)
 
 

@@ -2,7 +2,7 @@
 
 Driven by the reference directory's content: every key ``<tree>/<split>/<object>::<field>``
 of ``dataset_items.npz`` is compared, the tree, split and object coming from the key; only
-the tree -> format table of the reference README is written here.
+the reference set's table of tree -> format is restated here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 
 from pixelnerf.data import open_dataset
 
-# The reference README's table: tree -> format (and, for DVR-layout DTU, its list prefix).
+# The reference set's trees and their formats (and, for DVR-layout DTU, its list prefix).
 TREE_FORMATS = {
     "nmr": ("dvr", {}),
     "dtu": ("dvr_dtu", {"list_prefix": "new_"}),
@@ -61,7 +61,7 @@ def test_every_reference_item_matches(reference_root: Path) -> None:
     trees = reference_root / "datasets"
     compared, failures = 0, []
     for (tree, split), objects in sorted(reference.items()):
-        assert tree in TREE_FORMATS, f"tree {tree} is not in the reference README's table"
+        assert tree in TREE_FORMATS, f"tree {tree} of the reference set is not in TREE_FORMATS"
         fmt, options = TREE_FORMATS[tree]
         if fmt == "srn":
             # Read at the size the reference holds, as the published SRN reader resizes.

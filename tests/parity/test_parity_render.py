@@ -39,7 +39,7 @@ def test_composite_matches(reference_root, vectors, device):
     model = reference_model(reference_root, torch.device(device))
     c = optional(vectors["c"])
     renderer = R.Renderer.from_config({"white_bkgd": model_config(reference_root)["white_bkgd"]})
-    first = slice(0, 1)  # the README: compositing re-encodes object 0 only
+    first = slice(0, 1)  # the reference compositing vectors re-encode object 0 only
     with torch.no_grad():
         model.encode(
             torch.from_numpy(vectors["images"][first]).to(device),

@@ -56,7 +56,7 @@ def test_killed_render_resumes_without_rendering_finished_objects(tmp_path: Path
     assert 2 <= len(finished) < N_OBJECTS, f"kill missed the rendering: {log[-3000:]}"
     assert not manifest.exists()
 
-    # As the README says: after a kill, remove Snakemake's stale lock, then run again.
+    # The documented recovery: after a kill, remove Snakemake's stale lock, then run again.
     unlock = snakemake(ws, target, "--unlock")
     assert unlock.returncode == 0, output_text(unlock)[-2000:]
     rerun = snakemake(ws, target, "--rerun-incomplete")
