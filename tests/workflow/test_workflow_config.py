@@ -44,8 +44,6 @@ CASES = [
      ["data_root", "/nonexistent/datasets"]),
     ("misspelt_global_key", None, ["shardz=3"], TARGET, ["shardz"]),
     ("wrong_global_type", None, ["shards=many"], TARGET, ["shards"]),
-    ("newline_in_a_root", None, ["results_root=my\nresults"], TARGET,
-     ["results_root", "contains a newline"]),
     ("unknown_default_experiment", None, ["experiment=nope"], TARGET,
      ["experiment", "config/experiments/nope.yaml"]),
     ("unknown_target_experiment", None, [], "results/tables/nope.csv",
@@ -77,6 +75,22 @@ def test_bad_config_stops_before_any_job(
     error_lines = [line for line in text.splitlines() if words[-1] in line]
     assert len(error_lines) == 1, text[-3000:]
     assert "Traceback (most recent call last)" not in text
+
+
+def test_newline_in_a_folder_key_stops_before_any_job(tmp_path: Path) -> None:
+    # `--config` folds a newline into a space (YAML), so the value comes from a config file.
+    ws = make_workspace(tmp_path / "ws")
+    before = _seed_results(ws)
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"results_root": "my\nresults"}))
+    result = snakemake(ws, TARGET, "--configfile", str(extra))
+    text = output_text(result)
+    assert result.returncode != 0
+    lines = [line for line in text.splitlines() if "contains a newline" in line]
+    assert len(lines) == 1 and "results_root" in lines[0], text[-3000:]
+    assert "Traceback (most recent call last)" not in text
+    assert not (ws / "data").exists() and not (ws / "my").exists()
+    assert _snapshot(ws / "results") == before
 
 
 def test_good_config_plans_every_stage(tmp_path: Path) -> None:
