@@ -2,7 +2,8 @@
 # This file only wires the stages; config/README.md documents every key.
 from snakemake.utils import min_version
 
-min_version("8.10")
+# 9.0: `use rule ... with: params:` replaces only the params it names, keeping the others.
+min_version("9.0")
 
 
 configfile: "config/config.yaml"
