@@ -32,6 +32,7 @@ import torch
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_open, atomic_torch_save, atomic_write_bytes
+from pixelnerf.train.divergence import check_weights
 
 LATEST = "pixel_nerf_latest"
 BACKUP = "pixel_nerf_backup"
@@ -125,7 +126,9 @@ class Checkpointer:
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
              seconds: float) -> None:
-        """Write the model and train state after ``step`` completed steps."""
+        """Write the model and train state after ``step`` completed steps; a model with a
+        non-finite value is refused (one error line) and the files on disk stay as they are."""
+        check_weights(step, model)
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.latest_good:
             atomic_copy(self.path(LATEST), self.path(BACKUP))
