@@ -17,7 +17,7 @@ from pixelnerf.io import atomic_torch_save
 from pixelnerf.model import PixelNeRF
 from pixelnerf.render.memory import halving_on_oom, is_out_of_memory, memory_capped
 from pixelnerf.render.renderer import BYTES_PER_POINT_VIEW
-from pixelnerf.render_objects import render_shard
+from pixelnerf.eval.render import RenderJob, render_shard
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -41,8 +41,9 @@ def setup(tmp_path_factory) -> dict:
 
 def render(setup: dict, out: str, **renderer) -> dict[str, bytes]:
     experiment = merged(setup["experiment"], {"renderer": renderer})
-    render_shard(experiment, setup["root"] / "data", setup["root"] / "model.pt", "1v", 0, 1,
-                 setup["root"] / out, CPU, progress=False)
+    job = RenderJob.of_experiment(experiment, setup["root"] / "data", setup["root"] / "model.pt",
+                                  setup["root"] / out)
+    render_shard(job, "1v", 0, 1, CPU, progress=False)
     return {str(p.relative_to(setup["root"] / out)): p.read_bytes()
             for p in sorted((setup["root"] / out).rglob("*.png"))}
 
