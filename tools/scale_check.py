@@ -159,7 +159,10 @@ def main(argv: Sequence[str] | None = None) -> list[Figures]:
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (recreated)")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    figures = [measure(args.work, n, args.shards, args.views) for n in args.sizes]
+    figures = []
+    for n in args.sizes:  # a row as soon as it is measured: the largest sizes take minutes
+        figures.append(measure(args.work, n, args.shards, args.views))
+        print(report(figures[-1:]), flush=True)
     print(report(figures))
     return figures
 
