@@ -13,11 +13,11 @@ from workflow_helpers import TINY_DEMO, merged
 
 from pixelnerf.data.demo import SynthSettings, synthesize
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.render import RenderJob, render_shard
 from pixelnerf.io import atomic_torch_save
 from pixelnerf.model import PixelNeRF
 from pixelnerf.render.memory import halving_on_oom, is_out_of_memory, memory_capped
 from pixelnerf.render.renderer import BYTES_PER_POINT_VIEW
-from pixelnerf.eval.render import RenderJob, render_shard
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
