@@ -92,6 +92,7 @@ def measure(work: Path, n: int, shards: int, views: int) -> Figures:
     from unittest import mock
 
     import pixelnerf.eval.render as render
+    from pixelnerf.eval.config import EvalConfig
     from pixelnerf.eval.object_scores import ObjectRow
     from pixelnerf.eval.records import read_done, read_manifest
     from pixelnerf.eval.tables import build_table, read_paper
@@ -137,7 +138,8 @@ def measure(work: Path, n: int, shards: int, views: int) -> Figures:
     rows = [ObjectRow("1v", r.category, r.object_id, len(r.targets), 20.0 + i % 7, 0.9, 0.1)
             for i, r in enumerate(records)]
     paper = read_paper(ROOT / "config" / "paper" / "demo.csv")
-    table_s, _ = time_it(lambda: build_table(config, rows, paper))
+    eval_config = EvalConfig.of_experiment(config)
+    table_s, _ = time_it(lambda: build_table("scale", "dvr", eval_config, rows, paper))
     return Figures(n, render_s, resume_s, scan_s, table_s, rendered_on_resume)
 
 
