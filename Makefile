@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(RUN) snakemake --cores $(CORES) --profile workflow/profiles/default results/tables/demo.csv
+	$(RUN) pixelnerf run -- --cores $(CORES) --profile workflow/profiles/default results/tables/demo.csv
 
 # Python style, the workflow's lint and its formatting.
 lint: $(STAMP)

@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "train one experiment to its step budget (resumes by itself)",
     "video": "novel views of an object along the published camera path",
     "real": "photos of cars: segment, normalise, render a turntable",
+    "run": "snakemake [args]: one run per folder, stale locks cleared",
 }
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from pixelnerf.errors import PipelineError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pixelnerf.eval.metrics import lpips_or_none
     from pixelnerf.eval.object_scores import write_rows
     from pixelnerf.eval.records import read_manifest
+    from pixelnerf.eval.render_files import DamagedRenderError, mark_unfinished
     from pixelnerf.eval.scoring import score_shard
 
     config = load_experiment(args.config)
@@ -36,12 +40,15 @@ def run(args: argparse.Namespace) -> int:
                                           eval_config.split))
     lpips_model = lpips_or_none(args.lpips_weights, resolve_device(args.device),
                                 report=lambda line: print(line, file=sys.stderr))
-    rows = score_shard(
-        setting, object_ids, args.renders, ground_truth, lpips_model,
-        lpips_batch_size=eval_config.lpips_batch_size,
-        baselines=eval_config.baselines,
-        white_background=bool(section(config, "renderer")["white_bkgd"]),
-        progress=not args.no_progress,
-    )
+    try:
+        rows = score_shard(
+            setting, object_ids, args.renders, ground_truth, lpips_model,
+            lpips_batch_size=eval_config.lpips_batch_size,
+            baselines=eval_config.baselines,
+            white_background=bool(section(config, "renderer")["white_bkgd"]),
+            progress=not args.no_progress,
+        )
+    except DamagedRenderError as exc:
+        raise PipelineError(mark_unfinished(exc, Path(args.manifest))) from exc
     write_rows(args.out, rows)
     return 0

@@ -196,6 +196,10 @@ class ObjectDataset(torch.utils.data.Dataset):
     def assemble(self, entry: ObjectEntry, context: ObjectContext, views: list[Any]) -> dict:
         raise NotImplementedError
 
+    def view_count(self, index: int) -> int:
+        """The number of views of object ``index``, from its listing (no image decoded)."""
+        return len(self.open_object(self.entries[index]).views)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self.entries):
             raise IndexError(index)

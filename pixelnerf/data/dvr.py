@@ -143,6 +143,13 @@ class CamerasNpzDataset(ObjectDataset):
         return ObjectContext(views, {"cameras": read_npz(entry.path / "cameras.npz"),
                                      "camera_path": entry.path / "cameras.npz"})
 
+    def view_count(self, index: int) -> int:
+        """Views of object ``index`` from its image folder alone (no camera file read)."""
+        views, problem = view_files(self.entries[index].path, self.max_views, self.rng)
+        if problem:
+            raise PipelineError(problem)
+        return len(views)
+
 
 class DVRDataset(CamerasNpzDataset):
     """ShapeNet objects in the DVR layout. Items: ``images (NV,3,H,W)`` in [-1,1],

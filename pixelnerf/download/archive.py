@@ -1,8 +1,11 @@
 """Safe zip extraction, and finding the folder of an archive that holds the dataset.
 
-safe_extract: every member name is checked before any byte is written (no absolute
-paths, no '..', no drive letters); symbolic links are created after all regular files, so
-no file is ever written through one, and each link must resolve inside the target.
+safe_extract: the whole archive is checked before any byte is written: no member name is
+absolute, holds '..' or a drive letter; no symbolic link, followed through every other link
+of the archive, leads outside the target, and no member lies behind such a link; the
+declared sizes add up to at most ``MAX_EXPANSION`` times the archive's own size (a zip bomb
+is refused). Zip has no hard-link member type. Links are created after all regular files,
+so no file is ever written through one, and checked again on disk once they exist.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from pixelnerf.errors import PipelineError
 # macOS zip tools add resource forks under this folder; they are never dataset content.
 _MACOS_METADATA = "__MACOSX"
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
+# Datasets are PNGs, NumPy arrays and text: they expand about 1-3x. Below the floor any
+# ratio is accepted, so a small archive of text files is never refused.
+MAX_EXPANSION = 100
+EXPANSION_FLOOR_BYTES = 64 << 20
+_MAX_LINK_HOPS = 40  # as the kernel's limit: more means a loop
 
 
 class ArchiveError(PipelineError):
@@ -71,22 +79,12 @@ def safe_extract(archive: Path, target: Path, chunk_bytes: int) -> None:
     root = os.path.realpath(target)
     links: list[tuple[Path, str]] = []
     with archive_file:
-        members = []
-        for info in archive_file.infolist():
-            parts = _member_parts(archive, info.filename)
-            if parts and parts[0] != _MACOS_METADATA:
-                members.append((info, parts))
         try:
+            members, link_texts = _plan(archive, archive_file)
             for info, parts in members:
                 dest = target.joinpath(*parts)
-                if _is_symlink(info):
-                    link = archive_file.read(info).decode("utf-8", errors="strict")
-                    if link.startswith("/") or _DRIVE_LETTER.match(link):
-                        raise ArchiveError(
-                            f"{archive}: link {info.filename!r} points to the absolute path "
-                            f"{link!r}; refusing to extract"
-                        )
-                    links.append((dest, link))
+                if parts in link_texts:
+                    links.append((dest, link_texts[parts]))
                 elif info.is_dir():
                     dest.mkdir(parents=True, exist_ok=True)
                 else:
@@ -107,6 +105,67 @@ def safe_extract(archive: Path, target: Path, chunk_bytes: int) -> None:
     # Checked again once all links exist: a later link can redirect an earlier one.
     for dest, link in links:
         _check_inside(archive, target, root, dest, link)
+
+
+def _plan(archive: Path, archive_file: zipfile.ZipFile) -> tuple[
+        list[tuple[zipfile.ZipInfo, tuple[str, ...]]], dict[tuple[str, ...], str]]:
+    """The members to extract with their path parts, and each link's text; one error line
+    for the first member that escapes or an archive that expands too far (nothing written)."""
+    members = []
+    for info in archive_file.infolist():
+        parts = _member_parts(archive, info.filename)
+        if parts and parts[0] != _MACOS_METADATA:
+            members.append((info, parts))
+    declared = sum(info.file_size for info, _ in members)
+    size = archive.stat().st_size
+    if declared > max(MAX_EXPANSION * size, EXPANSION_FLOOR_BYTES):
+        raise ArchiveError(
+            f"{archive}: its members declare {declared} bytes, {declared / max(size, 1):.0f} "
+            f"times its size (at most {MAX_EXPANSION}); refusing to extract"
+        )
+    links: dict[tuple[str, ...], str] = {}
+    for info, parts in members:
+        if _is_symlink(info):
+            link = archive_file.read(info).decode("utf-8", errors="strict")
+            if link.startswith("/") or _DRIVE_LETTER.match(link):
+                raise ArchiveError(f"{archive}: link {info.filename!r} points to the absolute "
+                                   f"path {link!r}; refusing to extract")
+            links[parts] = link
+    for info, parts in members:
+        # A link leads where its text leads from its folder; any member's path must not
+        # pass through a link that leaves the target.
+        path = parts[:-1] + tuple(links[parts].split("/")) if parts in links else parts
+        if _resolve_in_archive(path, links) is None:
+            raise ArchiveError(f"{archive}: member {info.filename!r} leads outside the target "
+                               f"through a link; refusing to extract")
+    return members, links
+
+
+def _resolve_in_archive(parts: tuple[str, ...],
+                        links: dict[tuple[str, ...], str]) -> tuple[str, ...] | None:
+    """Where ``parts`` (relative to the target) lead once every link of the archive exists;
+    None when they leave the target or loop."""
+    resolved: list[str] = []
+    pending = list(parts)
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        resolved.append(part)
+        link = links.get(tuple(resolved))
+        if link is not None and pending:  # a final link is the member itself, not followed
+            hops += 1
+            if hops > _MAX_LINK_HOPS:
+                return None
+            resolved.pop()
+            pending = link.split("/") + pending
+    return tuple(resolved)
 
 
 def _check_inside(archive: Path, target: Path, root: str, path: Path, link: str) -> None:

@@ -151,6 +151,13 @@ def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, 
     )
 
 
+def view_count(dataset: Any, index: int) -> int:
+    """Views of object ``index``: from the listing where the dataset has one, else decoded."""
+    if hasattr(dataset, "view_count"):
+        return int(dataset.view_count(index))
+    return int(dataset[index]["images"].shape[0])
+
+
 def object_ids_of(dataset: Any) -> list[str]:
     """Object ids of a dataset in its order, from its listing (no image is decoded)."""
     entries = getattr(dataset, "entries", None)

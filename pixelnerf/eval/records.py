@@ -5,7 +5,8 @@ Layout under the render folder ``<out>``: ``<out>/<setting>/<object_id>/{view:06
 then ``<out>/<setting>/<object_id>/done.json`` (written last, after the PNGs), and, when a
 shard is complete, ``<out>/<setting>/shard-<k>-of-<K>.json``.
 
-done.json: ``object_id, category, sources, targets, seconds, seed, device, fingerprint``;
+done.json: ``object_id, category, sources, targets, seconds, seed, device, fingerprint,
+files`` (each PNG's size: :mod:`pixelnerf.eval.render_files`);
 the fingerprint is a digest of everything the renders depend on, so a rerun can tell
 current renders from those of an older checkpoint or config.
 Manifest: ``setting, shard, shards, objects`` (object ids in render order).
@@ -24,11 +25,13 @@ from typing import Any
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.eval.protocol import ViewSelection
+from pixelnerf.eval.render_files import FILES_KEY, check_renders, file_sizes, first_damage
 from pixelnerf.io import atomic_write_text
 
 DONE_FILE = "done.json"
 HASH_BLOCK_BYTES = 1 << 20  # read size when hashing the checkpoint
-RUN_ONLY_RENDERER_KEYS = ("chunk_points", "compile")  # left out of the render fingerprint
+# How the network is run, left out of the render fingerprint.
+RUN_ONLY_RENDERER_KEYS = ("chunk_points", "compile", "max_memory_mb")
 
 
 # --------------------------------------------------------------------------- JSON
@@ -123,6 +126,7 @@ def read_done(renders_root: str | os.PathLike, setting: str, object_id: str) -> 
         views[key] = tuple(value)
     if not views["targets"]:
         raise PipelineError(f"render record {path} has no target views")
+    check_renders(folder, object_id, data)
     return RenderedObject(object_id, str(data["category"]), views["sources"], views["targets"],
                           folder)
 
@@ -139,17 +143,20 @@ def write_done(folder: Path, object_id: str, category: str, selection: ViewSelec
         "seed": seed,
         "device": device,
         "fingerprint": fingerprint,
+        FILES_KEY: file_sizes(folder, selection.targets),
     }
     atomic_write_text(folder / DONE_FILE, json.dumps(record, indent=1) + "\n")
 
 
 def is_done(folder: Path, fingerprint: str) -> bool:
-    """True when ``folder/done.json`` exists and records ``fingerprint``."""
+    """True when ``folder/done.json`` exists, records ``fingerprint``, and every render
+    file it lists is there with its recorded size."""
     try:
         record = json.loads((folder / DONE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and record.get("fingerprint") == fingerprint
+    return (isinstance(record, dict) and record.get("fingerprint") == fingerprint
+            and first_damage(folder, record) is None)
 
 
 def recorded_devices(renders: Path) -> list[str]:

@@ -36,6 +36,7 @@ from pixelnerf.eval.inference import (
     open_split,
     render_views,
     to_uint8,
+    view_count,
 )
 from pixelnerf.eval.protocol import Protocol, ViewSelection, shard_objects, stable_seed
 
@@ -166,8 +167,8 @@ def render_shard(
     for object_id in bar:
         item = None
         if first_cameras is None:
-            item = dataset[index_of[object_id]]
-            n_views = int(item["images"].shape[0])
+            # The images are decoded only for an object to render: a resume stays cheap.
+            n_views = view_count(dataset, index_of[object_id])
         else:
             n_views = int(first_cameras.poses.shape[0])
         plan = object_plan(job, protocol, setting, object_id, n_views, digest, approx)

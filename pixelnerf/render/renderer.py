@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.render.memory import halving_on_oom, memory_capped
 from pixelnerf.render.precision import check_precision, network_precision, resolve_precision
 from pixelnerf.render.sampling import depths_around, importance_depths, stratified_depths
 
@@ -31,7 +32,9 @@ TRANSMITTANCE_EPS = 1e-10  # the published code adds it to 1 - alpha
 @dataclass(frozen=True)
 class RendererConfig:
     """The published renderer keys with their published defaults, plus how to evaluate:
-    ``chunk_points`` (network points a call; None = sized from the device), ``precision``
+    ``chunk_points`` (network points a call; None = sized from the device), ``max_memory_mb``
+    (bounds a call's estimated activations, ``BYTES_PER_POINT_VIEW`` per point and source
+    view; None = no bound), ``precision``
     (fp32 | tf32 | bf16 | auto), ``fold_latent`` (fold ``lin_z`` into the latent map at
     inference, see ``PixelNeRF.fold_latent_terms``; ``auto``: see :meth:`folds_latent`)
     and ``compile`` (``torch.compile`` the MLPs at inference: fused kernels, the same
@@ -45,6 +48,7 @@ class RendererConfig:
     white_bkgd: bool = True
     lindisp: bool = False
     chunk_points: int | None = None
+    max_memory_mb: float | None = None
     precision: str = "fp32"
     fold_latent: bool | str = "auto"
     compile: bool = False
@@ -123,10 +127,11 @@ class Renderer(nn.Module):
         return cls(RendererConfig.from_mapping(dict(cfg)))
 
     def chunk_points(self, model: nn.Module, device: torch.device) -> int:
-        if self.config.chunk_points is not None:
-            return int(self.config.chunk_points)
         sources = getattr(model, "sources", None)
-        return default_chunk_points(device, sources.num_views if sources is not None else 1)
+        views = max(sources.num_views if sources is not None else 1, 1)
+        chunk = self.config.chunk_points
+        chunk = default_chunk_points(device, views) if chunk is None else int(chunk)
+        return memory_capped(chunk, self.config.max_memory_mb, BYTES_PER_POINT_VIEW * views)
 
     def evaluate(
         self, model: nn.Module, points: torch.Tensor, viewdirs: torch.Tensor, coarse: bool
@@ -143,8 +148,20 @@ class Renderer(nn.Module):
         if compiled:
             model.compile_networks()
         precision = resolve_precision(self.config.precision, device) if inference else None
+
+        def chunks(per: int) -> list[torch.Tensor]:
+            return self._evaluate_chunks(model, points, viewdirs, coarse, per, precision)
+
+        def backing_off() -> list[torch.Tensor]:
+            if not inference:  # training keeps every chunk's activations: smaller ones won't fit
+                return chunks(per_object)
+            outputs, used = halving_on_oom(chunks, per_object)
+            if used < per_object:  # the later calls start from what fitted
+                self.config = replace(self.config, chunk_points=used * points.shape[0])
+            return outputs
+
         try:
-            outputs = self._evaluate_chunks(model, points, viewdirs, coarse, per_object, precision)
+            outputs = backing_off()
         except torch._dynamo.exc.TorchDynamoException as exc:
             if not compiled:
                 raise
@@ -156,7 +173,7 @@ class Renderer(nn.Module):
                   f"{text[0] if text else ''}); rendering without it", file=sys.stderr, flush=True)
             model.compile_networks(enabled=False)
             self.config = replace(self.config, compile=False)
-            outputs = self._evaluate_chunks(model, points, viewdirs, coarse, per_object, precision)
+            outputs = backing_off()
         return torch.cat(outputs, dim=1)
 
     @staticmethod

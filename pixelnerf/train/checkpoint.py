@@ -32,6 +32,7 @@ import torch
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_open, atomic_torch_save, atomic_write_bytes
+from pixelnerf.train.divergence import check_weights
 
 LATEST = "pixel_nerf_latest"
 BACKUP = "pixel_nerf_backup"
@@ -125,24 +126,34 @@ class Checkpointer:
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
              seconds: float) -> None:
-        """Write the model and train state after ``step`` completed steps."""
+        """Write the model and train state after ``step`` completed steps; a model with a
+        non-finite value is refused (one error line) and the files on disk stay as they are."""
+        check_weights(step, model)
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.latest_good:
             atomic_copy(self.path(LATEST), self.path(BACKUP))
             atomic_copy(self.path(STATE), self.path(STATE_BACKUP))
         data = model_bytes(model)
         atomic_write_bytes(self.path(LATEST), data)
-        atomic_torch_save(
-            {
-                "format": STATE_FORMAT,
-                "step": int(step),
-                "seconds": float(seconds),
-                "optimizer": optimizer.state_dict(),
-                "rng": capture_rng_state(),
-                "model_sha256": hashlib.sha256(data).hexdigest(),
-            },
-            self.path(STATE),
-        )
+        try:
+            atomic_torch_save(
+                {
+                    "format": STATE_FORMAT,
+                    "step": int(step),
+                    "seconds": float(seconds),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": capture_rng_state(),
+                    "model_sha256": hashlib.sha256(data).hexdigest(),
+                },
+                self.path(STATE),
+            )
+        except BaseException:
+            # A first model without any state is no checkpoint: left alone it would make the
+            # rerun stop at "both pairs unusable" instead of starting afresh. Otherwise the
+            # old state's hash no longer matches and a resume takes the backup pair.
+            if not any(self.path(n).exists() for n in (STATE, BACKUP, STATE_BACKUP)):
+                self.path(LATEST).unlink(missing_ok=True)
+            raise
         self.latest_good = True
 
     def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Resumed | None:

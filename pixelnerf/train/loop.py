@@ -24,6 +24,7 @@ from pixelnerf.io import atomic_write_text
 from pixelnerf.train.batches import first_objects, step_batches
 from pixelnerf.train.checkpoint import Checkpointer, warn
 from pixelnerf.train.config import Precision, TrainConfig, resolve_fold, resolve_precision
+from pixelnerf.train.divergence import check_step
 from pixelnerf.train.evaluate import validation_loss
 from pixelnerf.train.monitor import LossLog, Progress, Scalars
 from pixelnerf.train.objective import Losses, autocast, batch_losses, tf32_matmul
@@ -182,6 +183,7 @@ def train_step(run: Run, step: int, objects: list[dict[str, Any]]) -> tuple[dict
         losses: Losses = batch_losses(run.model, run.renderer, batch, render_generator,
                                       run.fold_latent)
     losses.total.backward()
+    check_step(step, losses.total, run.model)
     run.optimizer.step()
     return losses.values(), batch.n_rays
 
