@@ -301,6 +301,12 @@ def workflow_config_json(wildcards):
     return json.dumps(config, sort_keys=True)
 
 
+def get_report_figures(wildcards):
+    """The render-vs-truth figures of ``exp``: inputs of its table, so that any table target
+    leaves every file that `snakemake --report` collects for it."""
+    return [f"{RESULTS}/figures/{wildcards.exp}/{s}.png" for s in settings_of(wildcards.exp)]
+
+
 def table_outputs(exp):
     return [
         f"{RESULTS}/tables/{exp}.csv",
