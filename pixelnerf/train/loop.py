@@ -26,7 +26,13 @@ from pixelnerf.train.checkpoint import Checkpointer, warn
 from pixelnerf.train.config import Precision, TrainConfig, resolve_fold, resolve_precision
 from pixelnerf.train.evaluate import validation_loss
 from pixelnerf.train.monitor import LossLog, Progress, Scalars
-from pixelnerf.train.objective import Losses, autocast, batch_losses, tf32_matmul
+from pixelnerf.train.objective import (
+    Losses,
+    LossSettings,
+    autocast,
+    batch_losses,
+    tf32_matmul,
+)
 from pixelnerf.train.sampling import (
     STREAM_RENDER,
     STREAM_SAMPLE,
@@ -78,6 +84,8 @@ class Run:
     optimizer: torch.optim.Optimizer
     train_set: Any
     val_objects: list[dict[str, Any]]
+    loss_settings: LossSettings = LossSettings()
+    epoch_steps: int = 1  # steps of one pass over the training objects
 
 
 def open_split(experiment: Mapping[str, Any], data_root: str | os.PathLike, split: str,
@@ -134,7 +142,9 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
         {**section(experiment, "renderer"), **TRAINING_RENDERER_SETTINGS})
     if isinstance(renderer, torch.nn.Module):
         renderer = renderer.to(device)
-    # The published trainer fine-tunes everything, the encoder included.
+    # The published trainer fine-tunes everything, the encoder included, unless frozen.
+    if config.freeze_encoder:
+        freeze_encoder(model)
     # Fused Adam (one kernel for all parameters) where CUDA has it; the same update rule.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  fused=True if device.type == "cuda" else None)
@@ -153,7 +163,25 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
                fold_latent=resolve_fold(config, model.encoder.latent_size,
                                         model.folded_latent_width()),
                model=model, renderer=renderer,
-               optimizer=optimizer, train_set=train_set, val_objects=val_objects)
+               optimizer=optimizer, train_set=train_set, val_objects=val_objects,
+               loss_settings=LossSettings(config.loss, config.lambda_coarse,
+                                          config.lambda_fine),
+               epoch_steps=math.ceil(len(train_set) / config.batch_objects))
+
+
+def freeze_encoder(model: Any) -> None:
+    """No gradient into the image encoder (``--freeze_enc``); :func:`train_mode` keeps
+    its BatchNorm in eval mode."""
+    model.stop_encoder_grad = True
+    for parameter in model.encoder.parameters():
+        parameter.requires_grad_(False)
+
+
+def train_mode(run: Run) -> None:
+    """The model in training mode, a frozen encoder in eval mode (running statistics)."""
+    run.model.train()
+    if run.config.freeze_encoder:
+        run.model.encoder.eval()
 
 
 def sampler_settings(config: TrainConfig, step: int) -> SamplerSettings:
@@ -174,15 +202,18 @@ def train_step(run: Run, step: int, objects: list[dict[str, Any]]) -> tuple[dict
     settings = sampler_settings(cfg, step)
     batch = sample_batch(objects, settings, step_generator(cfg.seed, STREAM_SAMPLE, step))
     render_generator = step_generator(cfg.seed, STREAM_RENDER, step, run.device)
-    run.model.train()
+    train_mode(run)
     for group in run.optimizer.param_groups:
-        group["lr"] = cfg.learning_rate(step)
-    run.optimizer.zero_grad(set_to_none=True)
+        group["lr"] = cfg.learning_rate(step, run.epoch_steps)
+    # train.accumulate batches make one update; checkpoints fall between updates
+    if step % cfg.accumulate == 0:
+        run.optimizer.zero_grad(set_to_none=True)
     with autocast(run.device, run.precision.bf16):
         losses: Losses = batch_losses(run.model, run.renderer, batch, render_generator,
-                                      run.fold_latent)
-    losses.total.backward()
-    run.optimizer.step()
+                                      run.fold_latent, run.loss_settings)
+    (losses.total / cfg.accumulate).backward()
+    if (step + 1) % cfg.accumulate == 0 or step + 1 == run.budget:
+        run.optimizer.step()
     return losses.values(), batch.n_rays
 
 
