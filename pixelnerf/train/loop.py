@@ -21,10 +21,12 @@ import torch
 from pixelnerf.config import section
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_write_text
+from pixelnerf.model.checkpoint import load_checkpoint
 from pixelnerf.train.batches import first_objects, step_batches
 from pixelnerf.train.checkpoint import Checkpointer, warn
 from pixelnerf.train.config import Precision, TrainConfig, resolve_fold, resolve_precision
 from pixelnerf.train.evaluate import validation_loss
+from pixelnerf.train.init import init_source, prepare_init
 from pixelnerf.train.monitor import LossLog, Progress, Scalars
 from pixelnerf.train.objective import (
     Losses,
@@ -311,11 +313,18 @@ def write_done(path: Path, budget: int, seconds: float, train: Mapping[str, floa
 
 
 def train(experiment: Mapping[str, Any], data_root: str | os.PathLike, paths: RunPaths,
-          device: torch.device, steps: int | None = None) -> dict[str, Any]:
+          device: torch.device, steps: int | None = None,
+          init: str | None = None) -> dict[str, Any]:
     """Train to the step budget, resuming from ``paths.checkpoints`` when it holds a
     checkpoint; returns the ``done.json`` summary. A finished run (``done.json`` with at
-    least the budget's steps) is left as it is."""
-    budget = TrainConfig.from_mapping(experiment.get("train")).steps if steps is None else steps
+    least the budget's steps) is left as it is. ``init`` (else ``train.init``): the weights
+    file a run without a checkpoint starts from (:mod:`pixelnerf.train.init`)."""
+    config = TrainConfig.from_mapping(experiment.get("train"))
+    budget = config.steps if steps is None else steps
+    source = init_source(config.init, init)
+    if source is not None:
+        for moved in prepare_init(source, paths.checkpoints, paths.out):
+            print(f"pixelnerf: another run's files moved aside to {moved}", flush=True)
     done = read_done(paths.done)
     if done is not None and int(done.get("steps", -1)) >= budget:
         print(f"pixelnerf: training already done ({paths.done}); nothing to do")
@@ -323,6 +332,9 @@ def train(experiment: Mapping[str, Any], data_root: str | os.PathLike, paths: Ru
     run = build_run(experiment, data_root, device, steps)
     checkpointer = Checkpointer(paths.checkpoints)
     resumed = checkpointer.resume(run.model, run.optimizer)
+    if resumed is None and source is not None:
+        load_checkpoint(source, run.model)
+        print(f"pixelnerf: starting from the weights {source}", flush=True)
     start = 0 if resumed is None else min(resumed.step, run.budget)
     seconds_before = 0.0 if resumed is None else resumed.seconds
     if resumed is not None:

@@ -57,6 +57,9 @@ def known_experiments():
     return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
 
 
+TRAIN_OVERRIDES = ("weights", "steps")
+
+
 @lru_cache(maxsize=None)
 def experiment(name):
     """The validated experiment config ``<experiments_dir>/<name>.yaml``."""
@@ -72,6 +75,10 @@ def experiment(name):
         raise WorkflowError(str(exc)) from None
     if cfg["name"] != name:
         raise WorkflowError(f"{path}: key name: {cfg['name']!r} differs from the file name {name!r}")
+    # `--config weights=train steps=N` switches every experiment of the run, no file edited
+    overrides = {key: config[key] for key in TRAIN_OVERRIDES if config.get(key) is not None}
+    if overrides:
+        cfg = {**cfg, "train": {**cfg["train"], **overrides}}
     return cfg
 
 
@@ -231,20 +238,47 @@ def weights_mode(exp):
     return experiment(exp)["train"]["weights"]
 
 
-def checkpoint_path(exp):
-    """``<checkpoints>/<exp>/pixel_nerf_latest``; published weights sit in the folder the
-    published zip gives them (`train.published_name`, the same name but for multi_chair)."""
+def published_checkpoint(exp):
+    """Published weights sit in the folder the published zip gives them
+    (`train.published_name`, the same name but for multi_chair)."""
     train = experiment(exp)["train"]
-    if train["weights"] == "published":
-        return f"{CHECKPOINTS}/{train.get('published_name', exp)}/pixel_nerf_latest"
+    return f"{CHECKPOINTS}/{train.get('published_name', exp)}/pixel_nerf_latest"
+
+
+def published_marker(exp):
+    return download_marker(experiment(exp)["train"].get("published_source", "pretrained"))
+
+
+def checkpoint_path(exp):
+    """``<checkpoints>/<exp>/pixel_nerf_latest``, or the published weights."""
+    if weights_mode(exp) == "published":
+        return published_checkpoint(exp)
     return f"{CHECKPOINTS}/{exp}/pixel_nerf_latest"
+
+
+def init_weights(exp):
+    """The weights file a training run starts from (`train.init`), or "" for none."""
+    init = experiment(exp)["train"].get("init")
+    return published_checkpoint(exp) if init == "published" else (init or "")
+
+
+def get_init_ready(wildcards):
+    """`train.init: published` needs the published weights downloaded first."""
+    init = experiment(wildcards.exp)["train"].get("init")
+    return [published_marker(wildcards.exp)] if init == "published" else []
+
+
+def train_steps(exp):
+    """The step budget (`train.steps`, or `--config steps=N`); the trainer's default else."""
+    from pixelnerf.train.config import TrainConfig
+
+    return experiment(exp)["train"].get("steps", TrainConfig.steps)
 
 
 def get_weights(wildcards):
     """The file that says the experiment's weights are ready: training or the published ones."""
-    train = experiment(wildcards.exp)["train"]
-    if train["weights"] == "published":
-        return download_marker(train.get("published_source", "pretrained"))
+    if weights_mode(wildcards.exp) == "published":
+        return published_marker(wildcards.exp)
     return f"{RESULTS}/{wildcards.exp}/train/done.json"
 
 

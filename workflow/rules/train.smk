@@ -5,6 +5,7 @@
 rule train:
     input:
         data=get_dataset_ready,
+        init=get_init_ready,
     output:
         done=f"{RESULTS}/{{exp}}/train/done.json",
     log:
@@ -17,6 +18,8 @@ rule train:
         data=DATA,
         checkpoints=lambda wildcards: f"{CHECKPOINTS}/{wildcards.exp}",
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/train",
+        steps=lambda wildcards: train_steps(wildcards.exp),
+        init=lambda wildcards: init_weights(wildcards.exp),
     threads: stage_threads("train")
     resources:
         gpu=stage_gpu("train"),
@@ -27,4 +30,5 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} pixelnerf train --config {params.config} "
         "--data-root {params.data} --checkpoints {params.checkpoints} --out {params.out} "
-        "--device {config[device]} > {log} 2>&1"
+        "--device {config[device]} --weights train --steps {params.steps} "
+        "--init {params.init:q} > {log} 2>&1"
