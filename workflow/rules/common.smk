@@ -45,6 +45,13 @@ if not Path(DATA).is_dir() and DATA != DEFAULT_DATA_ROOT:
     # The default folder is created by the download and synth steps; a configured one that
     # does not exist is a typo, and downloading a dataset into it would be wrong.
     stop(f"config key data_root: folder {DATA} does not exist")
+# Sources (keys of config/sources.yaml) a user already holds under data_root or
+# checkpoints_root: validated and used where they lie, never downloaded or written into.
+IN_PLACE = set(config["in_place"])
+_known_sources = set(load_yaml(SOURCES_FILE).get("sources", {}))
+for _source in sorted(IN_PLACE - _known_sources):
+    stop(f"config key in_place: {_source} is not a source of {SOURCES_FILE} "
+         f"(known: {', '.join(sorted(_known_sources))})")
 if not EXPERIMENTS_DIR.is_dir():
     stop(f"config key experiments_dir: folder {EXPERIMENTS_DIR} does not exist")
 
@@ -169,12 +176,44 @@ def synth_marker(exp):
     return f"{DATA}/.synth/{exp}.json"
 
 
-def download_ready(exp):
+def fetched(exp):
     """The data of ``exp`` is downloaded (or synthesized, for the demo)."""
     ds = dataset_cfg(exp)
     if ds["source"] == "synth-demo":
         return synth_marker(exp)
     return download_marker(ds["source"])
+
+
+def in_place_folder(exp):
+    """The dataset folder of ``exp`` when its source is `in_place` (else None); a missing
+    one stops the run, naming the key and the folder."""
+    if dataset_cfg(exp)["source"] not in IN_PLACE:
+        return None
+    root = dataset_root(exp)
+    if not Path(root).is_dir():
+        raise WorkflowError(f"config key in_place: {dataset_cfg(exp)['source']}: dataset "
+                            f"folder {root} does not exist")
+    if dataset_cfg(exp)["format"] == "dvr_gen":
+        raise WorkflowError(f"config key in_place: experiment {exp} writes its split lists "
+                            f"into {root}, which is read only in place")
+    return root
+
+
+def validated_marker(exp):
+    return f"{RESULTS}/{exp}/validate-data.txt"
+
+
+def download_ready(exp):
+    """The data of ``exp`` is in place: downloaded or synthesized, or, for an `in_place`
+    source, validated where it lies (nothing downloaded, nothing written there)."""
+    if in_place_folder(exp) is not None:
+        return validated_marker(exp)
+    return fetched(exp)
+
+
+def get_fetched(wildcards):
+    """What validate-data reads after: the download, or nothing for data in place."""
+    return [] if in_place_folder(wildcards.exp) is not None else [fetched(wildcards.exp)]
 
 
 def dataset_ready(exp):
@@ -265,7 +304,11 @@ def init_weights(exp):
 def get_init_ready(wildcards):
     """`train.init: published` needs the published weights downloaded first."""
     init = experiment(wildcards.exp)["train"].get("init")
-    return [published_marker(wildcards.exp)] if init == "published" else []
+    if init != "published":
+        return []
+    if weights_in_place(wildcards.exp):
+        return [f"{RESULTS}/{wildcards.exp}/weights-check.json"]
+    return [published_marker(wildcards.exp)]
 
 
 def train_steps(exp):
@@ -275,9 +318,16 @@ def train_steps(exp):
     return experiment(exp)["train"].get("steps", TrainConfig.steps)
 
 
+def weights_in_place(exp):
+    return experiment(exp)["train"].get("published_source", "pretrained") in IN_PLACE
+
+
 def get_weights(wildcards):
-    """The file that says the experiment's weights are ready: training or the published ones."""
+    """The file that says the experiment's weights are ready: training, the published ones
+    downloaded, or (`in_place`) the published ones a user has, loaded strictly once."""
     if weights_mode(wildcards.exp) == "published":
+        if weights_in_place(wildcards.exp):
+            return f"{RESULTS}/{wildcards.exp}/weights-check.json"
         return published_marker(wildcards.exp)
     return f"{RESULTS}/{wildcards.exp}/train/done.json"
 

@@ -50,9 +50,10 @@ rule synth_demo:
 
 
 rule validate_data:
-    # Optional target: every bad file of the experiment's dataset, listed in one pass.
+    # Every bad file of the experiment's dataset, listed in one pass: an optional target,
+    # and the check of data used in place (`in_place`), whose first problem stops the run.
     input:
-        data=get_download_ready,
+        data=get_fetched,
     output:
         report=f"{RESULTS}/{{exp}}/validate-data.txt",
     log:
@@ -71,5 +72,26 @@ rule validate_data:
         mem_mb=stage_mem("light"),
         runtime=stage_runtime("download"),
     shell:
-        "pixelnerf validate-data {params.format} {params.root} {params.prefix} "
-        "> {output.report} 2> {log}"
+        "pixelnerf validate-data {params.format} {params.root:q} {params.prefix} "
+        "> {output.report} 2> {log} || {{ head -n 1 {output.report} >&2; exit 1; }}"
+
+
+rule check_weights:
+    # Published weights a user already has (`in_place`): loaded strictly once, before use.
+    output:
+        record=f"{RESULTS}/{{exp}}/weights-check.json",
+    log:
+        f"{LOGS}/check_weights/{{exp}}.log",
+    params:
+        config=get_experiment_file,
+        checkpoint=lambda wildcards: published_checkpoint(wildcards.exp),
+    threads: stage_threads("light")
+    conda:
+        CONDA_ENV
+    resources:
+        gpu=0,
+        mem_mb=stage_mem("light"),
+        runtime=stage_runtime("light"),
+    shell:
+        "pixelnerf check-weights --config {params.config} --checkpoint {params.checkpoint:q} "
+        "--out {output.record} > {log} 2>&1 || {{ tail -n 1 {log} >&2; exit 1; }}"
