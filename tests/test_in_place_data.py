@@ -7,7 +7,6 @@ import re
 import shutil
 from pathlib import Path
 
-import torch
 import yaml
 from train_helpers import TINY_ENCODER, TINY_MLP
 from workflow_helpers import make_workspace, output_text, snakemake
