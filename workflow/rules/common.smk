@@ -295,10 +295,12 @@ def checkpoint_path(exp):
     return f"{CHECKPOINTS}/{exp}/pixel_nerf_latest"
 
 
-def init_weights(exp):
-    """The weights file a training run starts from (`train.init`), or "" for none."""
+def init_option(exp):
+    """``--init <file>``: the weights a training run starts from (`train.init`); none else."""
     init = experiment(exp)["train"].get("init")
-    return published_checkpoint(exp) if init == "published" else (init or "")
+    if init is None:
+        return []
+    return ["--init", published_checkpoint(exp) if init == "published" else init]
 
 
 def get_init_ready(wildcards):

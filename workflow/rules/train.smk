@@ -19,7 +19,7 @@ rule train:
         checkpoints=lambda wildcards: f"{CHECKPOINTS}/{wildcards.exp}",
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/train",
         steps=lambda wildcards: train_steps(wildcards.exp),
-        init=lambda wildcards: init_weights(wildcards.exp),
+        init=lambda wildcards: init_option(wildcards.exp),
     threads: stage_threads("train")
     resources:
         gpu=stage_gpu("train"),
@@ -31,4 +31,4 @@ rule train:
         "OMP_NUM_THREADS={threads} pixelnerf train --config {params.config} "
         "--data-root {params.data} --checkpoints {params.checkpoints} --out {params.out} "
         "--device {config[device]} --weights train --steps {params.steps} "
-        "--init {params.init:q} > {log} 2>&1"
+        "{params.init:q} > {log} 2>&1"
