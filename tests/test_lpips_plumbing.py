@@ -34,8 +34,9 @@ def test_metrics_step_lpips_equals_lpips_called_directly(tmp_path: Path, project
 
     from pixelnerf import cli
     from pixelnerf.data import open_dataset
-    from pixelnerf.object_scores import read_rows
-    from pixelnerf.protocol import Protocol
+    from pixelnerf.eval.config import EvalConfig
+    from pixelnerf.eval.object_scores import read_rows
+    from pixelnerf.eval.protocol import Protocol
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
@@ -60,7 +61,7 @@ def test_metrics_step_lpips_equals_lpips_called_directly(tmp_path: Path, project
     data_root = tmp_path / "data"
     config_path, config = tiny_demo_config(project_root, data_root, tmp_path / "demo.yaml")
     dataset = open_dataset("dvr", data_root / "demo_tiny", "test")
-    protocol = Protocol.from_config(config)
+    protocol = Protocol.from_config(EvalConfig.of_experiment(config))
     setting = protocol.setting_names[0]
     n_views = dataset[0]["images"].shape[0]
     selections = {e.object_id: protocol.select(setting, e.object_id, n_views)
