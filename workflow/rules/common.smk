@@ -11,7 +11,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from pixelnerf.config import CONFIG_SCHEMA, load_experiment, load_schema, schema_path
+from pixelnerf.config import CONFIG_SCHEMA, load_experiment, load_schema, load_yaml, schema_path
 from pixelnerf.config import validate as validate_mapping
 from pixelnerf.errors import PipelineError
 
