@@ -18,6 +18,7 @@ from pixelnerf.errors import PipelineError
 SUBCOMMANDS: dict[str, str] = {
     "bench": "rendering throughput per precision against the reference path",
     "validate-data": "list every bad file of a dataset in one pass",
+    "check-weights": "load a weights file strictly into an experiment's model",
     "synth-demo": "write the embedded demo dataset (DVR layout)",
     "split": "write an experiment's seeded unseen-category split lists",
     "metrics": "PSNR, SSIM, LPIPS per object of a render shard",

@@ -26,15 +26,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--steps", type=int, default=None,
                         help="iteration budget (default: train.steps of the config)")
+    parser.add_argument("--weights", choices=("train", "published"), default=None,
+                        help="override train.weights of the config (the workflow's "
+                             "--config weights=...)")
+    parser.add_argument("--init", default=None,
+                        help="weights file to start from (default: train.init of the config; "
+                             "empty: that default)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pixelnerf.train.loop import RunPaths, train
 
     experiment = load_experiment(args.config)
+    if args.weights is not None:
+        experiment = {**experiment, "train": {**experiment["train"], "weights": args.weights}}
     paths = RunPaths(checkpoints=Path(args.checkpoints), out=Path(args.out))
     summary = train(experiment, args.data_root, paths, resolve_device(args.device),
-                    steps=args.steps)
+                    steps=args.steps, init=args.init or None)
     print(json.dumps(summary))
     return 0
 

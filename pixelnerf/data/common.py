@@ -1,8 +1,9 @@
 """What every reader shares: image and list reading, tensor conversion, bounding boxes, and
 the lazily loading base dataset with a one-pass validator.
 
-Call chain: ObjectDataset.__getitem__ -> open_object -> load_view (per view) -> assemble;
-ObjectDataset.problems -> the same calls, collecting every error instead of stopping.
+Call chain: ObjectDataset.__getitem__ -> open_object -> choose_views -> load_view (per view
+drawn) -> assemble; with a cache: decode (every view, once) then build (choose_views ->
+assemble, each access); ObjectDataset.problems -> the same calls, collecting every error instead of stopping.
 """
 
 from __future__ import annotations
@@ -161,13 +162,31 @@ def as_size(image_size: Sequence[int] | int | None) -> tuple[int, int] | None:
     return values  # type: ignore[return-value]
 
 
+@dataclass
+class DecodedObject:
+    """Every view of one object decoded (``load_view`` records), before a subset is drawn
+    and assembled: what a cache keeps, so each access can draw its own subset."""
+
+    index: int
+    entry: ObjectEntry
+    context: ObjectContext
+    views: list[Any]
+
+    def nbytes(self) -> int:
+        """Bytes held by the tensors of the decoded views."""
+        return sum(v.numel() * v.element_size() for view in self.views
+                   if isinstance(view, dict) for v in view.values()
+                   if isinstance(v, torch.Tensor))
+
+
 class ObjectDataset(torch.utils.data.Dataset):
     """A split of a dataset: a list of objects, each read lazily as one item (a dict).
 
     Subclasses set ``entries``, ``z_near`` and ``z_far`` and implement
-    ``open_object``, ``load_view`` and ``assemble``. Problems found while listing
-    objects (e.g. a list naming a missing folder) are raised at once when ``strict``,
-    else kept for :meth:`problems`, which also reads every view of every object.
+    ``open_object``, ``load_view`` and ``assemble``; one that reads a subset of the views
+    overrides ``choose_views``, which is called at every access. Problems found while
+    listing objects (e.g. a list naming a missing folder) are raised at once when
+    ``strict``, else kept for :meth:`problems`, which also reads every view of every object.
     """
 
     z_near: float
@@ -180,9 +199,9 @@ class ObjectDataset(torch.utils.data.Dataset):
             raise PipelineError(list_problems[0])
         self.entries = entries
         self.list_problems = list_problems
-        # Items kept in memory after their first read (small datasets read many times, e.g.
+        # Objects kept decoded after their first read (small datasets read many times, e.g.
         # the demo trained on a CPU, where decoding the PNGs would dominate each step).
-        self.cache: dict[int, dict[str, Any]] | None = {} if cache else None
+        self.cache: dict[int, DecodedObject] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -200,16 +219,42 @@ class ObjectDataset(torch.utils.data.Dataset):
         """The number of views of object ``index``, from its listing (no image decoded)."""
         return len(self.open_object(self.entries[index]).views)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def choose_views(self, n_views: int) -> list[int]:
+        """Positions of the views an access reads among the object's ``n_views``: all."""
+        return list(range(n_views))
+
+    def decode(self, index: int) -> DecodedObject:
+        """Every view of object ``index`` decoded (for a cache; see :meth:`build`)."""
         if not 0 <= index < len(self.entries):
             raise IndexError(index)
-        if self.cache is not None and index in self.cache:
-            # Copies, so a caller changing an item in place never changes the cache.
-            return {k: v.clone() if isinstance(v, torch.Tensor) else v
-                    for k, v in self.cache[index].items()}
         entry = self.entries[index]
         context = self.open_object(entry)
         views = [self.load_view(entry, context, view) for view in context.views]
+        return DecodedObject(index, entry, context, views)
+
+    def build(self, decoded: DecodedObject) -> dict[str, Any]:
+        """The item of a decoded object: its views drawn by :meth:`choose_views` (new at
+        every call), assembled into new tensors, so the decoded views are never changed."""
+        chosen = self.choose_views(len(decoded.views))
+        return self._item(decoded.index, decoded.entry, decoded.context,
+                          [decoded.views[i] for i in chosen])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self.entries):
+            raise IndexError(index)
+        if self.cache is not None:
+            if index not in self.cache:
+                self.cache[index] = self.decode(index)
+            return self.build(self.cache[index])
+        # Uncached: draw first, then decode only the views drawn.
+        entry = self.entries[index]
+        context = self.open_object(entry)
+        chosen = self.choose_views(len(context.views))
+        views = [self.load_view(entry, context, context.views[i]) for i in chosen]
+        return self._item(index, entry, context, views)
+
+    def _item(self, index: int, entry: ObjectEntry, context: ObjectContext,
+              views: list[Any]) -> dict[str, Any]:
         item = self.assemble(entry, context, views)
         item.update(
             path=str(entry.path),
@@ -219,9 +264,6 @@ class ObjectDataset(torch.utils.data.Dataset):
             z_near=float(self.z_near),
             z_far=float(self.z_far),
         )
-        if self.cache is not None:
-            self.cache[index] = {k: v.clone() if isinstance(v, torch.Tensor) else v
-                                 for k, v in item.items()}
         return item
 
     def problems(self) -> list[str]:

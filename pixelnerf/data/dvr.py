@@ -89,11 +89,9 @@ def list_objects(
     return entries, problems
 
 
-def view_files(folder: Path, max_views: int | None, rng: np.random.Generator | None
-               ) -> tuple[list[tuple[int, Path, Path | None]], str | None]:
+def view_files(folder: Path) -> tuple[list[tuple[int, Path, Path | None]], str | None]:
     """The views of an object: (camera index, image path, mask path or None), the camera
-    index being the image's position in sorted order, as published. When there are more than
-    ``max_views`` images, that many are drawn at random without replacement (not sorted).
+    index being the image's position in sorted order, as published.
     Returns (views, problem or None)."""
     images = image_files(folder / "image")
     masks = sorted(p for p in (folder / "mask").glob("*.png")) if (folder / "mask").is_dir() else []
@@ -102,12 +100,7 @@ def view_files(folder: Path, max_views: int | None, rng: np.random.Generator | N
     if masks and len(masks) != len(images):
         return [], (f"object {folder} has {len(images)} images but {len(masks)} masks in "
                     f"{folder / 'mask'}")
-    indices = np.arange(len(images))
-    if max_views is not None and len(images) > max_views:
-        if rng is None:
-            raise PipelineError("max_views needs a random generator (option seed)")
-        indices = rng.choice(len(images), max_views, replace=False)
-    views = [(int(i), images[i], masks[i] if masks else None) for i in indices]
+    views = [(i, image, masks[i] if masks else None) for i, image in enumerate(images)]
     return views, None
 
 
@@ -130,14 +123,20 @@ class CamerasNpzDataset(ObjectDataset):
         super().__init__(entries, problems, strict, cache)
         self.image_size = as_size(image_size)
         self.z_near, self.z_far = bounds
-        if cache and max_views is not None:
-            raise PipelineError("options cache and max_views exclude each other (a cached "
-                                "item would keep its first random views)")
         self.max_views = max_views
         self.rng = np.random.default_rng(seed) if max_views is not None else None
 
+    def choose_views(self, n_views: int) -> list[int]:
+        """All views, or where there are more than ``max_views``, that many drawn at random
+        without replacement (not sorted), anew at every access as published, cache or not."""
+        if self.max_views is None or n_views <= self.max_views:
+            return list(range(n_views))
+        if self.rng is None:
+            raise PipelineError("max_views needs a random generator (option seed)")
+        return [int(i) for i in self.rng.choice(n_views, self.max_views, replace=False)]
+
     def open_object(self, entry: ObjectEntry) -> ObjectContext:
-        views, problem = view_files(entry.path, self.max_views, self.rng)
+        views, problem = view_files(entry.path)
         if problem:
             raise PipelineError(problem)
         return ObjectContext(views, {"cameras": read_npz(entry.path / "cameras.npz"),

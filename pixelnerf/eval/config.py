@@ -20,6 +20,8 @@ DEFAULT_RAY_BATCH = 50000
 DEFAULT_LPIPS_BATCH_SIZE = 32
 DEFAULT_REPORT_OBJECTS = 3
 DEFAULT_REPORT_VIEWS = 2
+# The published eval.py renders with at least 64 coarse samples (n_coarse < 64 becomes 64).
+PUBLISHED_MIN_COARSE_SAMPLES = 64
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class EvalConfig:
     lpips_batch_size: int = DEFAULT_LPIPS_BATCH_SIZE
     table_rows: str | None = None
     approx: ApproxConfig | None = None
+    min_coarse_samples: int | None = PUBLISHED_MIN_COARSE_SAMPLES
 
     @property
     def rays_per_call(self) -> int:
@@ -94,4 +97,5 @@ class EvalConfig:
             approx=None if not approx else ApproxConfig(
                 int(approx["objects"]), int(approx["views"]), int(approx["seed"]),
                 approx.get("setting")),
+            min_coarse_samples=section.get("min_coarse_samples", PUBLISHED_MIN_COARSE_SAMPLES),
         )

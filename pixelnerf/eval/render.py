@@ -27,6 +27,7 @@ import torch
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval import records
+from pixelnerf.eval.coarse_samples import evaluation_renderer_config
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.eval.inference import (
     Cameras,
@@ -59,9 +60,13 @@ class RenderJob:
                       out_root: Path) -> RenderJob:
         from pixelnerf.config import section
 
+        eval_config = EvalConfig.of_experiment(experiment)
+        # the renderer of the evaluation: at least eval.min_coarse_samples coarse samples
+        renderer = evaluation_renderer_config(section(experiment, "renderer"),
+                                              eval_config.min_coarse_samples)
         return cls(str(experiment.get("name")), section(experiment, "dataset"),
-                   experiment.get("model"), section(experiment, "renderer"),
-                   EvalConfig.of_experiment(experiment), data_root, checkpoint, out_root)
+                   experiment.get("model"), renderer, eval_config, data_root, checkpoint,
+                   out_root)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pixelnerf.data.common import ObjectDataset
 from pixelnerf.train.sampling import object_batch
 
 BYTES_PER_MB = 1 << 20
@@ -40,22 +41,30 @@ def keep_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class MemoryCache:
-    """Dataset items kept after their first decoding while under ``limit_bytes``."""
+    """Dataset items kept after their first decoding while under ``limit_bytes``.
+
+    A reader with ``decode``/``build`` (every :class:`ObjectDataset`) is cached decoded,
+    all views, and each access builds a new item from it: a reader that draws a subset of
+    the views (``max_views``) then draws a new one at every access, as uncached. Other
+    datasets are cached item by item.
+    """
 
     def __init__(self, dataset: Dataset, limit_bytes: int):
         self.dataset, self.limit_bytes = dataset, limit_bytes
-        self.items: dict[int, dict[str, Any]] = {}
+        self.decoded = isinstance(dataset, ObjectDataset)
+        self.items: dict[int, Any] = {}
         self.used_bytes = 0
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index in self.items:
-            return self.items[index]
-        item = self.dataset[index]
-        size = item_bytes(item)
+            kept = self.items[index]
+            return self.dataset.build(kept) if self.decoded else kept
+        kept = self.dataset.decode(index) if self.decoded else self.dataset[index]
+        size = kept.nbytes() if self.decoded else item_bytes(kept)
         if self.used_bytes + size <= self.limit_bytes:
-            self.items[index] = item
+            self.items[index] = kept
             self.used_bytes += size
-        return item
+        return self.dataset.build(kept) if self.decoded else kept
 
 
 def item_bytes(item: Mapping[str, Any]) -> int:

@@ -30,10 +30,27 @@ class TrainConfig:
         rays_per_object: rays drawn per object a step (published 128).
         nviews: source-view counts; one is drawn per batch (sn64 [1], SRN [1, 2], DTU [3]).
         lr: Adam learning rate (published 1e-4).
-        lr_schedule: ``constant`` (published) or ``cosine``: the rate falls along half a
+        lr_schedule: ``constant`` (published), ``exponential`` (see ``lr_gamma``) or
+            ``cosine``: the rate falls along half a
             cosine from ``lr`` at step 0 to ``lr_final`` at ``steps``. It depends on
             the step alone, so a resumed run uses the rates of an unbroken one.
         lr_final: the rate at the end of a ``cosine`` schedule.
+        lr_gamma: the ``exponential`` schedule's factor per epoch (the published ``--gamma``,
+            an ExponentialLR stepped after every epoch, 1.0 = none): the rate of a step in
+            epoch ``e`` is ``lr * lr_gamma ** e``, an epoch being one pass over the training
+            objects, ``ceil(objects / batch_objects)`` steps.
+        loss: ``mse`` (published) or ``l1``, the colour loss of both passes (the published
+            ``loss.rgb.use_l1``).
+        lambda_coarse, lambda_fine: weights of the coarse and fine losses (published 1, 1);
+            as published, a run without a fine pass uses the coarse loss unweighted.
+        freeze_encoder: the image encoder gets no gradient and its BatchNorm layers keep
+            their running statistics (eval mode), the published ``--freeze_enc``.
+        accumulate: batches whose gradients are summed before one optimiser update (the
+            published ``accu_grad``, 1 = none). Each batch's loss is divided by it, so the
+            update is that of one batch ``accumulate`` times larger. A step is one batch.
+        init: where a run that has no checkpoint of its own starts from: None (fresh
+            weights, the default), ``published`` (the experiment's published weights) or a
+            checkpoint file; loaded strictly, with a new optimiser at step 0.
         lr_warmup: steps over which the rate rises linearly from ``1 / lr_warmup`` of the
             scheduled rate to all of it (0: none, as published). A high rate from step 0
             can push the density below zero everywhere before the colours are learnt: the
@@ -74,6 +91,13 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_final: float = 0.0
     lr_warmup: int = 0
+    lr_gamma: float = 1.0
+    loss: str = "mse"
+    lambda_coarse: float = 1.0
+    lambda_fine: float = 1.0
+    freeze_encoder: bool = False
+    accumulate: int = 1
+    init: str | None = None
     no_bbox_step: int = 100000
     checkpoint_every: int = 50
     val_every: int = 50
@@ -99,14 +123,20 @@ class TrainConfig:
         if config.lr_final > config.lr:
             raise PipelineError(f"{origin}.lr_final must be between 0 and lr ({config.lr}), "
                                 f"not {config.lr_final}")
+        if config.checkpoint_every % config.accumulate:
+            # a checkpoint between the batches of one update would lose their gradients
+            raise PipelineError(f"{origin}.checkpoint_every ({config.checkpoint_every}) must "
+                                f"be a multiple of {origin}.accumulate ({config.accumulate})")
         return config
 
-    def learning_rate(self, step: int) -> float:
-        """The rate of 0-based step ``step`` (the schedule spans ``steps``; the warm-up
-        scales its first ``lr_warmup`` steps)."""
+    def learning_rate(self, step: int, epoch_steps: int = 1) -> float:
+        """The rate of 0-based step ``step`` (the schedule spans ``steps``; an epoch is
+        ``epoch_steps`` steps; the warm-up scales its first ``lr_warmup`` steps)."""
         warmup = min((step + 1) / self.lr_warmup, 1.0) if self.lr_warmup else 1.0
         if self.lr_schedule == "constant":
             scheduled = self.lr
+        elif self.lr_schedule == "exponential":
+            scheduled = self.lr * self.lr_gamma ** (step // max(epoch_steps, 1))
         else:
             progress = min(step / max(self.steps, 1), 1.0)
             scheduled = self.lr_final + 0.5 * (self.lr - self.lr_final) * (

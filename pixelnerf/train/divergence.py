@@ -37,7 +37,8 @@ def check_step(step: int, loss: torch.Tensor, model: torch.nn.Module) -> None:
     grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
     if not grads:
         return
-    norm = torch.nn.utils.get_total_norm(list(grads.values()), norm_type=2.0)
+    norm = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads.values()]))
     if not math.isfinite(float(norm)):
         # The norm of finite values can overflow; name a parameter only where one is at fault.
         name = _first_nonfinite(grads)

@@ -21,13 +21,21 @@ import torch
 from pixelnerf.config import section
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_write_text
+from pixelnerf.model.checkpoint import load_checkpoint
 from pixelnerf.train.batches import first_objects, step_batches
 from pixelnerf.train.checkpoint import Checkpointer, warn
 from pixelnerf.train.config import Precision, TrainConfig, resolve_fold, resolve_precision
 from pixelnerf.train.divergence import check_step
 from pixelnerf.train.evaluate import validation_loss
+from pixelnerf.train.init import init_source, prepare_init
 from pixelnerf.train.monitor import LossLog, Progress, Scalars
-from pixelnerf.train.objective import Losses, autocast, batch_losses, tf32_matmul
+from pixelnerf.train.objective import (
+    Losses,
+    LossSettings,
+    autocast,
+    batch_losses,
+    tf32_matmul,
+)
 from pixelnerf.train.sampling import (
     STREAM_RENDER,
     STREAM_SAMPLE,
@@ -79,6 +87,8 @@ class Run:
     optimizer: torch.optim.Optimizer
     train_set: Any
     val_objects: list[dict[str, Any]]
+    loss_settings: LossSettings = LossSettings()
+    epoch_steps: int = 1  # steps of one pass over the training objects
 
 
 def open_split(experiment: Mapping[str, Any], data_root: str | os.PathLike, split: str,
@@ -135,7 +145,9 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
         {**section(experiment, "renderer"), **TRAINING_RENDERER_SETTINGS})
     if isinstance(renderer, torch.nn.Module):
         renderer = renderer.to(device)
-    # The published trainer fine-tunes everything, the encoder included.
+    # The published trainer fine-tunes everything, the encoder included, unless frozen.
+    if config.freeze_encoder:
+        freeze_encoder(model)
     # Fused Adam (one kernel for all parameters) where CUDA has it; the same update rule.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  fused=True if device.type == "cuda" else None)
@@ -154,7 +166,25 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
                fold_latent=resolve_fold(config, model.encoder.latent_size,
                                         model.folded_latent_width()),
                model=model, renderer=renderer,
-               optimizer=optimizer, train_set=train_set, val_objects=val_objects)
+               optimizer=optimizer, train_set=train_set, val_objects=val_objects,
+               loss_settings=LossSettings(config.loss, config.lambda_coarse,
+                                          config.lambda_fine),
+               epoch_steps=math.ceil(len(train_set) / config.batch_objects))
+
+
+def freeze_encoder(model: Any) -> None:
+    """No gradient into the image encoder (``--freeze_enc``); :func:`train_mode` keeps
+    its BatchNorm in eval mode."""
+    model.stop_encoder_grad = True
+    for parameter in model.encoder.parameters():
+        parameter.requires_grad_(False)
+
+
+def train_mode(run: Run) -> None:
+    """The model in training mode, a frozen encoder in eval mode (running statistics)."""
+    run.model.train()
+    if run.config.freeze_encoder:
+        run.model.encoder.eval()
 
 
 def sampler_settings(config: TrainConfig, step: int) -> SamplerSettings:
@@ -175,16 +205,19 @@ def train_step(run: Run, step: int, objects: list[dict[str, Any]]) -> tuple[dict
     settings = sampler_settings(cfg, step)
     batch = sample_batch(objects, settings, step_generator(cfg.seed, STREAM_SAMPLE, step))
     render_generator = step_generator(cfg.seed, STREAM_RENDER, step, run.device)
-    run.model.train()
+    train_mode(run)
     for group in run.optimizer.param_groups:
-        group["lr"] = cfg.learning_rate(step)
-    run.optimizer.zero_grad(set_to_none=True)
+        group["lr"] = cfg.learning_rate(step, run.epoch_steps)
+    # train.accumulate batches make one update; checkpoints fall between updates
+    if step % cfg.accumulate == 0:
+        run.optimizer.zero_grad(set_to_none=True)
     with autocast(run.device, run.precision.bf16):
         losses: Losses = batch_losses(run.model, run.renderer, batch, render_generator,
-                                      run.fold_latent)
-    losses.total.backward()
+                                      run.fold_latent, run.loss_settings)
+    (losses.total / cfg.accumulate).backward()
     check_step(step, losses.total, run.model)
-    run.optimizer.step()
+    if (step + 1) % cfg.accumulate == 0 or step + 1 == run.budget:
+        run.optimizer.step()
     return losses.values(), batch.n_rays
 
 
@@ -282,11 +315,18 @@ def write_done(path: Path, budget: int, seconds: float, train: Mapping[str, floa
 
 
 def train(experiment: Mapping[str, Any], data_root: str | os.PathLike, paths: RunPaths,
-          device: torch.device, steps: int | None = None) -> dict[str, Any]:
+          device: torch.device, steps: int | None = None,
+          init: str | None = None) -> dict[str, Any]:
     """Train to the step budget, resuming from ``paths.checkpoints`` when it holds a
     checkpoint; returns the ``done.json`` summary. A finished run (``done.json`` with at
-    least the budget's steps) is left as it is."""
-    budget = TrainConfig.from_mapping(experiment.get("train")).steps if steps is None else steps
+    least the budget's steps) is left as it is. ``init`` (else ``train.init``): the weights
+    file a run without a checkpoint starts from (:mod:`pixelnerf.train.init`)."""
+    config = TrainConfig.from_mapping(experiment.get("train"))
+    budget = config.steps if steps is None else steps
+    source = init_source(config.init, init)
+    if source is not None:
+        for moved in prepare_init(source, paths.checkpoints, paths.out):
+            print(f"pixelnerf: another run's files moved aside to {moved}", flush=True)
     done = read_done(paths.done)
     if done is not None and int(done.get("steps", -1)) >= budget:
         print(f"pixelnerf: training already done ({paths.done}); nothing to do")
@@ -294,6 +334,9 @@ def train(experiment: Mapping[str, Any], data_root: str | os.PathLike, paths: Ru
     run = build_run(experiment, data_root, device, steps)
     checkpointer = Checkpointer(paths.checkpoints)
     resumed = checkpointer.resume(run.model, run.optimizer)
+    if resumed is None and source is not None:
+        load_checkpoint(source, run.model)
+        print(f"pixelnerf: starting from the weights {source}", flush=True)
     start = 0 if resumed is None else min(resumed.step, run.budget)
     seconds_before = 0.0 if resumed is None else resumed.seconds
     if resumed is not None:

@@ -1,7 +1,7 @@
 """The training objective: render a ray batch and compare with its colours.
 
-``batch_losses -> model.encode, renderer``; loss = MSE(coarse) + MSE(fine) on [0, 1]
-colours (the published ``lambda_coarse = lambda_fine = 1``).
+``batch_losses -> model.encode, renderer``; loss = lambda_coarse * E(coarse) +
+lambda_fine * E(fine) on [0, 1] colours, E the mean squared (published) or absolute error.
 """
 
 from __future__ import annotations
@@ -24,15 +24,19 @@ class Losses:
     total: torch.Tensor
     coarse: torch.Tensor
     fine: torch.Tensor | None
+    # MSE of the reported pass where the loss is not the MSE (``l1``), for the PSNR
+    mse: torch.Tensor | None = None
 
     def values(self) -> dict[str, float]:
         """Plain floats (one device synchronisation for all of them)."""
         parts = [self.total, self.coarse] + ([] if self.fine is None else [self.fine])
+        parts += [] if self.mse is None else [self.mse]
         numbers = torch.stack([p.detach().float() for p in parts]).tolist()
         out = {"loss": numbers[0], "loss_coarse": numbers[1]}
         out["loss_fine"] = numbers[2] if self.fine is not None else math.nan
         # PSNR of the pass that is reported as the render: fine when there is one.
-        out["psnr"] = psnr(out["loss_fine"] if self.fine is not None else out["loss_coarse"])
+        reported = out["loss_fine"] if self.fine is not None else out["loss_coarse"]
+        out["psnr"] = psnr(numbers[-1] if self.mse is not None else reported)
         return out
 
 
@@ -52,17 +56,39 @@ def render_batch(model: Any, renderer: Any, batch: RayBatch,
     return renderer(model, batch.rays, generator=generator)
 
 
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    """``kind``: ``mse`` or ``l1``; the weights of the coarse and fine terms."""
+
+    kind: str = "mse"
+    lambda_coarse: float = 1.0
+    lambda_fine: float = 1.0
+
+
+def colour_error(rgb: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean squared (``mse``) or absolute (``l1``) error over every element, float32."""
+    diff = rgb.float() - target
+    return torch.mean(diff.abs() if kind == "l1" else diff * diff)
+
+
 def batch_losses(model: Any, renderer: Any, batch: RayBatch,
-                 generator: torch.Generator | None, fold: bool = False) -> Losses:
-    """MSE(coarse) + MSE(fine) of one batch, computed in float32 (``fold``: see
-    :func:`render_batch`)."""
+                 generator: torch.Generator | None, fold: bool = False,
+                 settings: LossSettings = LossSettings()) -> Losses:
+    """The weighted loss of one batch, computed in float32 (``fold``: see
+    :func:`render_batch`). ``coarse``/``fine`` are the unweighted errors; without a fine
+    pass the total is the coarse error unweighted, as published."""
     out = render_batch(model, renderer, batch, generator, fold)
     target = batch.target.float()
-    coarse = torch.mean((out["coarse"]["rgb"].float() - target) ** 2)
+    coarse = colour_error(out["coarse"]["rgb"], target, settings.kind)
     fine_out = out.get("fine")
-    fine = torch.mean((fine_out["rgb"].float() - target) ** 2) if fine_out else None
-    total = coarse if fine is None else coarse + fine
-    return Losses(total=total, coarse=coarse, fine=fine)
+    fine = colour_error(fine_out["rgb"], target, settings.kind) if fine_out else None
+    total = (coarse if fine is None
+             else settings.lambda_coarse * coarse + settings.lambda_fine * fine)
+    mse = None
+    if settings.kind != "mse":
+        shown = fine_out["rgb"] if fine_out else out["coarse"]["rgb"]
+        mse = colour_error(shown.detach(), target, "mse")
+    return Losses(total=total, coarse=coarse, fine=fine, mse=mse)
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:

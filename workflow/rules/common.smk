@@ -11,7 +11,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from pixelnerf.config import CONFIG_SCHEMA, load_experiment, load_schema, schema_path
+from pixelnerf.config import CONFIG_SCHEMA, load_experiment, load_schema, load_yaml, schema_path
 from pixelnerf.config import validate as validate_mapping
 from pixelnerf.errors import PipelineError
 
@@ -60,6 +60,15 @@ if not Path(DATA).is_dir() and DATA != DEFAULT_DATA_ROOT:
     # The default folder is created by the download and synth steps; a configured one that
     # does not exist is a typo, and downloading a dataset into it would be wrong.
     stop(f"config key data_root: folder {DATA} does not exist")
+# Sources (keys of config/sources.yaml) a user already holds under data_root or
+# checkpoints_root: validated and used where they lie, never downloaded or written into.
+IN_PLACE = set(config["in_place"])
+_known_sources = set(load_yaml(SOURCES_FILE).get("sources", {}))
+for _source in sorted(IN_PLACE - _known_sources):
+    stop(
+        f"config key in_place: {_source} is not a source of {SOURCES_FILE} "
+        f"(known: {', '.join(sorted(_known_sources))})"
+    )
 if not EXPERIMENTS_DIR.is_dir():
     stop(f"config key experiments_dir: folder {EXPERIMENTS_DIR} does not exist")
 
@@ -70,6 +79,9 @@ def experiment_file(name):
 
 def known_experiments():
     return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+TRAIN_OVERRIDES = ("weights", "steps")
 
 
 @lru_cache(maxsize=None)
@@ -89,6 +101,10 @@ def experiment(name):
         raise WorkflowError(
             f"{path}: key name: {cfg['name']!r} differs from the file name {name!r}"
         )
+    # `--config weights=train steps=N` switches every experiment of the run, no file edited
+    overrides = {key: config[key] for key in TRAIN_OVERRIDES if config.get(key) is not None}
+    if overrides:
+        cfg = {**cfg, "train": {**cfg["train"], **overrides}}
     return cfg
 
 
@@ -163,12 +179,48 @@ def synth_marker(exp):
     return f"{DATA}/.synth/{exp}.json"
 
 
-def download_ready(exp):
+def fetched(exp):
     """The data of ``exp`` is downloaded (or synthesized, for the demo)."""
     ds = dataset_cfg(exp)
     if ds["source"] == "synth-demo":
         return synth_marker(exp)
     return download_marker(ds["source"])
+
+
+def in_place_folder(exp):
+    """The dataset folder of ``exp`` when its source is `in_place` (else None); a missing
+    one stops the run, naming the key and the folder."""
+    if dataset_cfg(exp)["source"] not in IN_PLACE:
+        return None
+    root = dataset_root(exp)
+    if not Path(root).is_dir():
+        raise WorkflowError(
+            f"config key in_place: {dataset_cfg(exp)['source']}: dataset "
+            f"folder {root} does not exist"
+        )
+    if dataset_cfg(exp)["format"] == "dvr_gen":
+        raise WorkflowError(
+            f"config key in_place: experiment {exp} writes its split lists "
+            f"into {root}, which is read only in place"
+        )
+    return root
+
+
+def validated_marker(exp):
+    return f"{RESULTS}/{exp}/validate-data.txt"
+
+
+def download_ready(exp):
+    """The data of ``exp`` is in place: downloaded or synthesized, or, for an `in_place`
+    source, validated where it lies (nothing downloaded, nothing written there)."""
+    if in_place_folder(exp) is not None:
+        return validated_marker(exp)
+    return fetched(exp)
+
+
+def get_fetched(wildcards):
+    """What validate-data reads after: the download, or nothing for data in place."""
+    return [] if in_place_folder(wildcards.exp) is not None else [fetched(wildcards.exp)]
 
 
 def dataset_ready(exp):
@@ -232,20 +284,60 @@ def weights_mode(exp):
     return experiment(exp)["train"]["weights"]
 
 
-def checkpoint_path(exp):
-    """``<checkpoints>/<exp>/pixel_nerf_latest``; published weights sit in the folder the
-    published zip gives them (`train.published_name`, the same name but for multi_chair)."""
+def published_checkpoint(exp):
+    """Published weights sit in the folder the published zip gives them
+    (`train.published_name`, the same name but for multi_chair)."""
     train = experiment(exp)["train"]
-    if train["weights"] == "published":
-        return f"{CHECKPOINTS}/{train.get('published_name', exp)}/pixel_nerf_latest"
+    return f"{CHECKPOINTS}/{train.get('published_name', exp)}/pixel_nerf_latest"
+
+
+def published_marker(exp):
+    return download_marker(experiment(exp)["train"].get("published_source", "pretrained"))
+
+
+def checkpoint_path(exp):
+    """``<checkpoints>/<exp>/pixel_nerf_latest``, or the published weights."""
+    if weights_mode(exp) == "published":
+        return published_checkpoint(exp)
     return f"{CHECKPOINTS}/{exp}/pixel_nerf_latest"
 
 
+def init_option(exp):
+    """``--init <file>``: the weights a training run starts from (`train.init`); none else."""
+    init = experiment(exp)["train"].get("init")
+    if init is None:
+        return []
+    return ["--init", published_checkpoint(exp) if init == "published" else init]
+
+
+def get_init_ready(wildcards):
+    """`train.init: published` needs the published weights downloaded first."""
+    init = experiment(wildcards.exp)["train"].get("init")
+    if init != "published":
+        return []
+    if weights_in_place(wildcards.exp):
+        return [f"{RESULTS}/{wildcards.exp}/weights-check.json"]
+    return [published_marker(wildcards.exp)]
+
+
+def train_steps(exp):
+    """The step budget (`train.steps`, or `--config steps=N`); the trainer's default else."""
+    from pixelnerf.train.config import TrainConfig
+
+    return experiment(exp)["train"].get("steps", TrainConfig.steps)
+
+
+def weights_in_place(exp):
+    return experiment(exp)["train"].get("published_source", "pretrained") in IN_PLACE
+
+
 def get_weights(wildcards):
-    """The file that says the experiment's weights are ready: training or the published ones."""
-    train = experiment(wildcards.exp)["train"]
-    if train["weights"] == "published":
-        return download_marker(train.get("published_source", "pretrained"))
+    """The file that says the experiment's weights are ready: training, the published ones
+    downloaded, or (`in_place`) the published ones a user has, loaded strictly once."""
+    if weights_mode(wildcards.exp) == "published":
+        if weights_in_place(wildcards.exp):
+            return f"{RESULTS}/{wildcards.exp}/weights-check.json"
+        return published_marker(wildcards.exp)
     return f"{RESULTS}/{wildcards.exp}/train/done.json"
 
 
@@ -300,6 +392,12 @@ def get_paper(wildcards):
 def workflow_config_json(wildcards):
     """The global config of this run as JSON (for the provenance record)."""
     return json.dumps(config, sort_keys=True)
+
+
+def get_report_figures(wildcards):
+    """The render-vs-truth figures of ``exp``: inputs of its table, so that any table target
+    leaves every file that `snakemake --report` collects for it."""
+    return [f"{RESULTS}/figures/{wildcards.exp}/{s}.png" for s in settings_of(wildcards.exp)]
 
 
 def table_outputs(exp):

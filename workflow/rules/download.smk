@@ -47,9 +47,10 @@ rule synth_demo:
 
 
 rule validate_data:
-    # Optional target: every bad file of the experiment's dataset, listed in one pass.
+    # Every bad file of the experiment's dataset, listed in one pass: an optional target,
+    # and the check of data used in place (`in_place`), whose first problem stops the run.
     input:
-        data=get_download_ready,
+        data=get_fetched,
     output:
         report=f"{RESULTS}/{{exp}}/validate-data.txt",
     log:
@@ -67,4 +68,23 @@ rule validate_data:
         CONDA_ENV
     shell:
         "pixelnerf validate-data {params.format:q} {params.root:q} {params.prefix:q} "
-        "> {output.report:q} 2> {log:q}"
+        "> {output.report:q} 2> {log:q} || {{ head -n 1 {output.report:q} >&2; exit 1; }}"
+
+
+rule check_weights:
+    # Published weights a user already has (`in_place`): loaded strictly once, before use.
+    output:
+        record=f"{RESULTS}/{{exp}}/weights-check.json",
+    log:
+        f"{LOGS}/check_weights/{{exp}}.log",
+    params:
+        config=get_experiment_file,
+        checkpoint=lambda wildcards: published_checkpoint(wildcards.exp),
+    threads: stage_threads("light")
+    resources:
+        **stage_resources("light"),
+    conda:
+        CONDA_ENV
+    shell:
+        "pixelnerf check-weights --config {params.config:q} --checkpoint {params.checkpoint:q} "
+        "--out {output.record:q} > {log:q} 2>&1 || {{ tail -n 1 {log:q} >&2; exit 1; }}"

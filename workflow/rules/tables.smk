@@ -6,6 +6,7 @@ rule table:
     input:
         metrics=get_shard_metrics,
         paper=get_paper,
+        figures=get_report_figures,
     output:
         csv=report(
             f"{RESULTS}/tables/{{exp}}.csv",

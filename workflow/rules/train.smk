@@ -5,6 +5,7 @@
 rule train:
     input:
         data=get_dataset_ready,
+        init=get_init_ready,
     output:
         done=f"{RESULTS}/{{exp}}/train/done.json",
     log:
@@ -17,6 +18,8 @@ rule train:
         data=DATA,
         checkpoints=lambda wildcards: f"{CHECKPOINTS}/{wildcards.exp}",
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/train",
+        steps=lambda wildcards: train_steps(wildcards.exp),
+        init=lambda wildcards: init_option(wildcards.exp),
     threads: stage_threads("train")
     resources:
         **stage_resources("train"),
@@ -25,4 +28,5 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads:q} pixelnerf train --config {params.config:q} "
         "--data-root {params.data:q} --checkpoints {params.checkpoints:q} "
-        "--out {params.out:q} --device {resources.device:q} > {log:q} 2>&1"
+        "--out {params.out:q} --device {resources.device:q} --weights train "
+        "--steps {params.steps:q} {params.init:q} > {log:q} 2>&1"
