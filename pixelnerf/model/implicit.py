@@ -80,7 +80,6 @@ class ImplicitMLP(nn.Module):
         dim_excludes_skip: bool = False,
         combine_layer: int = 1000,
         combine_type: str = "average",
-        d_latent: int = 0,
     ) -> None:
         super().__init__()
         widths = layer_widths(d_in, dims, skip_in, d_out, dim_excludes_skip)
@@ -97,7 +96,6 @@ class ImplicitMLP(nn.Module):
         self.skip_in = frozenset(skip_in)
         self.combine_layer = combine_layer
         self.combine_type = combine_type
-        self.d_latent = d_latent
         self.activation: nn.Module = nn.Softplus(beta=beta) if beta > 0 else nn.ReLU()
 
     @classmethod
@@ -127,7 +125,6 @@ class ImplicitMLP(nn.Module):
             dim_excludes_skip=bool(cfg.get("dim_excludes_skip", False)),
             combine_layer=combine_layer,
             combine_type=str(cfg.get("combine_type", "average")),
-            d_latent=d_latent,
         )
 
     @property
@@ -137,6 +134,7 @@ class ImplicitMLP(nn.Module):
         return 0
 
     def layer(self, index: int) -> nn.Linear:
+        """The ``index``-th linear layer (``lin<index>``)."""
         return getattr(self, f"lin{index}")
 
     def forward(
