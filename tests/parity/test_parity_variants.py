@@ -1,7 +1,7 @@
 """The published model variants (plain MLP, global encoder) against the published code's outputs.
 
-Driven by tests/fixtures/published_variants.npz (see tests/fixtures/README.md): every forward case and
-every initialisation case it holds is tested, whatever their names.
+Driven by tests/fixtures/published_variants.npz (see tests/fixtures/README.md): every forward
+case and every initialisation case it holds is tested, whatever their names.
 """
 
 from __future__ import annotations
