@@ -17,8 +17,14 @@ from pixelnerf.errors import PipelineError
 LATENT_SIZES = (0, 64, 128, 256, 512, 1024)
 
 
-def _build_backbone(builder, backbone: str, pretrained: bool) -> nn.Module:
-    """A torchvision ResNet; ImageNet weights come from torch's cache or are downloaded once."""
+def build_resnet(backbone: str, pretrained: bool, key: str = "model.encoder") -> nn.Module:
+    """A torchvision ResNet; ImageNet weights come from torch's cache or are downloaded once.
+
+    ``key``: the config section the settings come from, for error lines.
+    """
+    builder = getattr(torchvision.models, backbone, None)
+    if builder is None or not backbone.startswith("resnet"):
+        raise PipelineError(f"{key}.backbone {backbone!r} is not a torchvision ResNet")
     if not pretrained:
         return builder(weights=None, norm_layer=nn.BatchNorm2d)
     try:
@@ -26,7 +32,7 @@ def _build_backbone(builder, backbone: str, pretrained: bool) -> nn.Module:
     except (OSError, RuntimeError) as exc:  # URLError is an OSError
         raise PipelineError(
             f"could not load the ImageNet weights of {backbone} (torchvision downloads them into "
-            f"{torch.hub.get_dir()}/checkpoints): {exc}; set model.encoder.pretrained: false "
+            f"{torch.hub.get_dir()}/checkpoints): {exc}; set {key}.pretrained: false "
             "to start from random weights"
         ) from exc
 
@@ -84,10 +90,7 @@ class SpatialEncoder(nn.Module):
         super().__init__()
         if not 1 <= num_layers <= 5:
             raise PipelineError(f"model.encoder.num_layers must be 1..5, not {num_layers}")
-        builder = getattr(torchvision.models, backbone, None)
-        if builder is None or not backbone.startswith("resnet"):
-            raise PipelineError(f"model.encoder.backbone {backbone!r} is not a torchvision ResNet")
-        self.model = _build_backbone(builder, backbone, pretrained)
+        self.model = build_resnet(backbone, pretrained)
         self.model.fc = nn.Sequential()
         self.model.avgpool = nn.Sequential()
         self.num_layers = num_layers

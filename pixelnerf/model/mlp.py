@@ -81,10 +81,10 @@ class ResnetFC(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict, d_in: int, d_latent: int, d_out: int = 4) -> ResnetFC:
-        """Build from a published ``model.mlp_coarse`` / ``mlp_fine`` section (type ``resnet``)."""
-        kind = cfg.get("type", "mlp")
-        if kind != "resnet":
-            raise PipelineError(f"model.mlp_*.type {kind!r} is not supported (only 'resnet')")
+        """Build from a published ``model.mlp_coarse`` / ``mlp_fine`` section (type ``resnet``).
+
+        d_in: the point code's width; d_latent: the latent's (global part first, if any).
+        """
         if float(cfg.get("beta", 0.0)) > 0 or bool(cfg.get("use_spade", False)):
             raise PipelineError("model.mlp_*.beta > 0 and use_spade are not supported")
         return cls(
@@ -97,17 +97,34 @@ class ResnetFC(nn.Module):
             combine_type=str(cfg.get("combine_type", "average")),
         )
 
-    def latent_terms(self, latent_map: torch.Tensor) -> torch.Tensor:
+    @property
+    def folded_width(self) -> int:
+        """Channels of the map :meth:`latent_terms` makes (0: no ``lin_z``, nothing to fold)."""
+        return len(self.lin_z) * self.lin_in.out_features
+
+    def latent_terms(
+        self, latent_map: torch.Tensor, global_latent: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Every ``lin_z`` layer applied to every cell of a latent map.
 
-        latent_map: (N, d_latent, H', W') -> (N, n_lin_z * d_hidden, H', W'). Bilinear
-        sampling is linear with weights summing to one, so sampling this map at a point
-        equals applying the ``lin_z`` layers to the latent sampled there: a map of about a
-        thousand cells replaces a matmul per queried point.
+        latent_map: (N, C, H', W'); global_latent: (N, G) or None, with G + C = d_latent
+        -> (N, n_lin_z * d_hidden, H', W'). Bilinear sampling is linear with weights summing
+        to one, so sampling this map at a point equals applying the ``lin_z`` layers to the
+        latent sampled there: a map of about a thousand cells replaces a matmul per queried
+        point. A global latent is the same at every cell: its term is added to the whole map.
         """
-        weight = torch.cat([layer.weight for layer in self.lin_z])[:, :, None, None]
+        weight = torch.cat([layer.weight for layer in self.lin_z])
         bias = torch.cat([layer.bias for layer in self.lin_z])
-        return F.conv2d(latent_map, weight, bias)
+        n_global = 0 if global_latent is None else global_latent.shape[-1]
+        if n_global + latent_map.shape[1] != self.d_latent:
+            raise PipelineError(
+                f"latent of {n_global} + {latent_map.shape[1]} channels does not fit "
+                f"lin_z of {self.d_latent}"
+            )
+        terms = F.conv2d(latent_map, weight[:, n_global:, None, None], bias)
+        if global_latent is None:
+            return terms
+        return terms + (global_latent @ weight[:, :n_global].T)[:, :, None, None]
 
     def forward(
         self,

@@ -1,7 +1,7 @@
 """PixelNeRF: radiance at world points, conditioned on features of posed source images.
 
-encode (encoder -> latent, world->camera transforms) ; forward -> project -> index latent
--> point code -> ResnetFC.
+encode (encoder -> latent, global encoder -> global latent, world->camera transforms) ;
+forward -> project -> index latent -> point code -> MLP (ResnetFC or the plain MLP).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from torch import nn
 from pixelnerf.errors import PipelineError
 from pixelnerf.model.encoder import SpatialEncoder, bilinear_rows, channels_last_table
 from pixelnerf.model.encoding import PositionalEncoding
-from pixelnerf.model.mlp import ResnetFC
+from pixelnerf.model.global_encoder import GlobalEncoder
+from pixelnerf.model.radiance_mlp import RadianceMLP, make_mlp
 
 RGB_SIGMA = 4  # network outputs per point: r, g, b, sigma
 
@@ -25,6 +26,7 @@ class SourceViews:
 
     latent: (SB*NS, C, H', W'); rot: (SB, NS, 3, 3) world->camera; trans: (SB, NS, 3);
     focal: (SB, 2) as (fx, fy); center: (SB, 2) as (cx, cy); image_size: (W, H).
+    global_latent: (SB*NS, G) from the global encoder, or None without one.
     latent_terms: the MLPs' ``lin_z`` layers folded into the latent map, per MLP name
     (``"coarse"``, ``"fine"``): (SB*NS, n_lin_z * d_hidden, H', W'); empty until
     :meth:`PixelNeRF.fold_latent_terms`. tables: the same maps channels-last
@@ -37,6 +39,7 @@ class SourceViews:
     focal: torch.Tensor
     center: torch.Tensor
     image_size: tuple[int, int]
+    global_latent: torch.Tensor | None = None
     latent_terms: dict[str, torch.Tensor] = field(default_factory=dict)
     tables: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -77,15 +80,14 @@ def per_object_pairs(
 
 class PixelNeRF(nn.Module):
     """The published PixelNeRFNet with the same state-dict keys: ``encoder.model.*``,
-    ``code._freqs``, ``code._phases``, ``mlp_coarse.*``, ``mlp_fine.*``.
+    ``code._freqs``, ``code._phases``, ``global_encoder.*`` (with ``use_global_encoder``),
+    ``mlp_coarse.*``, ``mlp_fine.*``.
     """
 
     def __init__(self, cfg: dict, pretrained_encoder: bool | None = None) -> None:
         super().__init__()
         if not cfg.get("use_encoder", True):
             raise PipelineError("model.use_encoder = false is not supported")
-        if cfg.get("use_global_encoder", False):
-            raise PipelineError("model.use_global_encoder = true is not supported")
         self.use_xyz = bool(cfg.get("use_xyz", False))
         self.normalize_z = bool(cfg.get("normalize_z", True))
         self.use_code = bool(cfg.get("use_code", False))
@@ -106,12 +108,19 @@ class PixelNeRF(nn.Module):
         if self.use_viewdirs and not self.use_code_viewdirs:
             d_in += 3
         d_latent = self.encoder.latent_size
-        self.mlp_coarse = ResnetFC.from_config(dict(cfg["mlp_coarse"]), d_in, d_latent, RGB_SIGMA)
+        self.global_encoder: GlobalEncoder | None = None
+        if cfg.get("use_global_encoder", False):
+            global_cfg = dict(cfg.get("global_encoder", {}))
+            if pretrained_encoder is not None:
+                global_cfg["pretrained"] = pretrained_encoder
+            self.global_encoder = GlobalEncoder.from_config(global_cfg)
+            d_latent += self.global_encoder.latent_size
+        self.mlp_coarse = make_mlp(dict(cfg["mlp_coarse"]), d_in, d_latent, RGB_SIGMA)
         fine_cfg = dict(cfg.get("mlp_fine", {"type": "empty"}))
         self.mlp_fine = (
             None
             if fine_cfg.get("type") == "empty"
-            else ResnetFC.from_config(fine_cfg, d_in, d_latent, RGB_SIGMA)
+            else make_mlp(fine_cfg, d_in, d_latent, RGB_SIGMA)
         )
         self.sources: SourceViews | None = None
 
@@ -135,6 +144,7 @@ class PixelNeRF(nn.Module):
 
         images: (SB, NS, 3, H, W) in [-1, 1]; poses: (SB, NS, 4, 4) camera->world;
         focal: scalar, (SB,) or (SB, 2); c: None (image centre), (2,) or (SB, 2).
+        ``stop_encoder_grad`` detaches the pixel-aligned latent only, as published.
         """
         if images.dim() != 5 or poses.shape[:2] != images.shape[:2]:
             raise PipelineError(
@@ -142,9 +152,11 @@ class PixelNeRF(nn.Module):
                 f"{tuple(images.shape)} and {tuple(poses.shape)}"
             )
         num_objects, num_views, _, height, width = images.shape
-        latent = self.encoder(images.reshape(num_objects * num_views, *images.shape[2:]))
+        flat_images = images.reshape(num_objects * num_views, *images.shape[2:])
+        latent = self.encoder(flat_images)
         if self.stop_encoder_grad:
             latent = latent.detach()
+        global_latent = None if self.global_encoder is None else self.global_encoder(flat_images)
         rot = poses[..., :3, :3].transpose(-1, -2)  # world->camera rotation R^T
         trans = -(rot @ poses[..., :3, 3:])[..., 0]  # -R^T t
         device = images.device
@@ -155,6 +167,7 @@ class PixelNeRF(nn.Module):
             focal=per_object_pairs(focal, num_objects, (0.0, 0.0), "focal", device),
             center=per_object_pairs(c, num_objects, (width * 0.5, height * 0.5), "c", device),
             image_size=(width, height),
+            global_latent=global_latent,
         )
         return self.sources
 
@@ -192,7 +205,7 @@ class PixelNeRF(nn.Module):
         """Positional code of (..., d) -> (..., d_out)."""
         return self.code(values.reshape(-1, values.shape[-1])).reshape(*values.shape[:-1], -1)
 
-    def mlp(self, coarse: bool) -> tuple[str, ResnetFC]:
+    def mlp(self, coarse: bool) -> tuple[str, RadianceMLP]:
         """The MLP a query uses (the coarse one also serves fine queries when there is no fine)."""
         if coarse or self.mlp_fine is None:
             return "coarse", self.mlp_coarse
@@ -200,8 +213,7 @@ class PixelNeRF(nn.Module):
 
     def folded_latent_width(self) -> int:
         """Channels of the widest map :meth:`fold_latent_terms` makes (0: nothing to fold)."""
-        mlps = (self.mlp_coarse, self.mlp_fine)
-        return max(len(m.lin_z) * m.lin_in.out_features for m in mlps if m is not None)
+        return max(m.folded_width for m in (self.mlp_coarse, self.mlp_fine) if m is not None)
 
     def fold_latent_terms(self) -> None:
         """Precompute, for the encoded views, the ``lin_z`` layers on the whole latent map.
@@ -215,8 +227,8 @@ class PixelNeRF(nn.Module):
             raise PipelineError("call model.encode(...) before fold_latent_terms()")
         for coarse in (True, False):
             name, mlp = self.mlp(coarse)
-            if name not in src.latent_terms and len(mlp.lin_z) > 0:
-                src.latent_terms[name] = mlp.latent_terms(src.latent)
+            if name not in src.latent_terms and mlp.folded_width > 0:
+                src.latent_terms[name] = mlp.latent_terms(src.latent, src.global_latent)
 
     def compile_networks(self, enabled: bool = True, **options) -> None:
         """``torch.compile`` both MLPs in place (once; dynamic point counts), so that their
@@ -253,6 +265,16 @@ class PixelNeRF(nn.Module):
         rows = bilinear_rows(src.tables[map_name], grid, *map_size)
         return rows.reshape(num_objects, num_views, num_points, -1)
 
+    def with_global_latent(self, sampled: torch.Tensor) -> torch.Tensor:
+        """(SB, NS, B, C) pixel-aligned features -> (SB, NS, B, G + C): each view's global
+        latent in front, as published (unchanged without a global encoder)."""
+        global_latent = self.sources.global_latent
+        if global_latent is None:
+            return sampled
+        num_objects, num_views, num_points, _ = sampled.shape
+        per_view = global_latent.reshape(num_objects, num_views, 1, -1)
+        return torch.cat((per_view.expand(-1, -1, num_points, -1), sampled), dim=-1)
+
     def forward(
         self, xyz: torch.Tensor, coarse: bool = True, viewdirs: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -266,5 +288,8 @@ class PixelNeRF(nn.Module):
         folded = src.latent_terms.get(name)
         map_name, feature_map = ("latent", src.latent) if folded is None else (name, folded)
         sampled = self.sample_features(map_name, feature_map, uv)  # (SB, NS, B, C)
-        out = mlp(sampled, code) if folded is None else mlp(None, code, latent_terms=sampled)
+        if folded is not None:
+            out = mlp(None, code, latent_terms=sampled)
+        else:
+            out = mlp(self.with_global_latent(sampled), code)
         return torch.cat((torch.sigmoid(out[..., :3]), torch.relu(out[..., 3:])), dim=-1)

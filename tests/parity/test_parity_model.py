@@ -5,10 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.reference import DEVICES, optional, reference_model
-
-NETWORK_ATOL = 1e-4
-
+from helpers.reference import DEVICES, NETWORK_ATOL, optional, reference_model
 
 
 def encoded_model(reference_root, vectors, device):
