@@ -143,11 +143,12 @@ class CamerasNpzDataset(ObjectDataset):
                                      "camera_path": entry.path / "cameras.npz"})
 
     def view_count(self, index: int) -> int:
-        """Views of object ``index`` from its image folder alone (no camera file read)."""
-        views, problem = view_files(self.entries[index].path, self.max_views, self.rng)
+        """Views an access of object ``index`` reads, from its image folder alone (no camera
+        file read, no view drawn)."""
+        views, problem = view_files(self.entries[index].path)
         if problem:
             raise PipelineError(problem)
-        return len(views)
+        return len(views) if self.max_views is None else min(len(views), self.max_views)
 
 
 class DVRDataset(CamerasNpzDataset):
