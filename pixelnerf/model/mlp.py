@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.model.fused_mlp import fused_forward
 
 
 def _kaiming_linear(d_in: int, d_out: int) -> nn.Linear:
@@ -78,6 +79,9 @@ class ResnetFC(nn.Module):
         self.blocks = nn.ModuleList(ResnetBlockFC(d_hidden) for _ in range(n_blocks))
         n_lin_z = min(combine_layer, n_blocks) if d_latent > 0 else 0
         self.lin_z = nn.ModuleList(_kaiming_linear(d_latent, d_hidden) for _ in range(n_lin_z))
+        # Inference kernel ("torch" or "triton"), chosen by the renderer; gradients always
+        # take the published graph below.
+        self.kernel = "torch"
 
     @classmethod
     def from_config(cls, cfg: dict, d_in: int, d_latent: int, d_out: int = 4) -> ResnetFC:
@@ -137,6 +141,12 @@ class ResnetFC(nn.Module):
         ``latent_terms`` (SB, NS, B, n_lin_z * d_hidden), sampled from :meth:`latent_terms`,
         replaces ``latent`` with the same result.
         """
+        if not torch.is_grad_enabled():
+            if self.kernel == "triton":
+                from pixelnerf.model.triton_mlp import triton_forward
+
+                return triton_forward(self, latent, x, latent_terms)
+            return fused_forward(self, latent, x, latent_terms)
         if latent_terms is not None:
             terms = latent_terms.split(self.lin_in.out_features, dim=-1)
         else:

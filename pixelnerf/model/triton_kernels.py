@@ -1,0 +1,203 @@
+"""A Triton GEMM with the ResnetFC's elementwise work fused: ``out = act(pre(X1) W1 + X2 W2 +
+bias + res + z)``, cast to the output's dtype.
+
+fused_linear -> fused_linear_kernel (autotuned on GPU, one fixed config in the
+interpreter) -> _accumulate (K loop over tensor descriptors or plain pointers).
+
+``pre`` is an optional ReLU of X1 (the block's first ReLU, applied to the tile as it is
+loaded), ``act`` an optional ReLU of the result. The second operand pair (X2, W2) is the
+published ``lin_z`` of the unfolded path: one GEMM over K = K1 + K2 against [W1; W2]
+without building the concatenated input. Operands are cast to ``DTYPE`` (a constexpr:
+fp32, fp16 or bf16) just before the dot; accumulation is always fp32. Weights come
+transposed, (K, N) contiguous, already in ``DTYPE``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+try:  # host-side tensor descriptors (TMA on Hopper): Triton 3.4 and later
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # pragma: no cover - older Triton: the pointer path only
+    TensorDescriptor = None
+
+TRITON_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Each fits Hopper's shared memory with
+# fp32 activations and fp32 weights, the largest operands the kernel takes (a test
+# compiles every one for sm_90 and checks).
+AUTOTUNE_CONFIGS = (
+    (128, 128, 32, 8, 3),
+    (128, 256, 32, 8, 3),
+    (64, 256, 32, 4, 4),
+    (128, 128, 64, 8, 3),
+    (64, 128, 64, 4, 4),
+)
+INTERPRETER_CONFIG = (128, 256, 128, 4, 1)  # large tiles: the interpreter pays per tile step
+H100_SHARED_MEMORY_BYTES = 232448  # per block on Hopper (227 KiB)
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@triton.jit
+def _accumulate(acc, x_ptr, x_desc, w_ptr, w_desc, stride_xm, off_m, off_n, M, N, K,
+                RELU_IN: tl.constexpr, DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                USE_TMA: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                BLOCK_K: tl.constexpr):
+    """acc (BLOCK_M, BLOCK_N) fp32 += pre(X[off_m:, :K]) @ W[:K, off_n:]."""
+    offs_m = off_m + tl.arange(0, BLOCK_M)
+    offs_n = off_n + tl.arange(0, BLOCK_N)
+    for k in range(0, K, BLOCK_K):
+        if USE_TMA:
+            a = x_desc.load([off_m, k])
+            b = w_desc.load([k, off_n])
+        else:
+            offs_k = k + tl.arange(0, BLOCK_K)
+            a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :],
+                        mask=(offs_m[:, None] < M) & (offs_k[None, :] < K), other=0.0)
+            b = tl.load(w_ptr + offs_k[:, None] * N + offs_n[None, :],
+                        mask=(offs_k[:, None] < K) & (offs_n[None, :] < N), other=0.0)
+        if RELU_IN:
+            a = tl.maximum(a, 0.0)
+        acc = tl.dot(a.to(DTYPE), b.to(DTYPE), acc, input_precision=DOT_PRECISION)
+    return acc
+
+
+@triton.jit
+def fused_linear_kernel(
+    x_ptr, x_desc, w_ptr, w_desc, x2_ptr, x2_desc, w2_ptr, w2_desc,
+    bias_ptr, res_ptr, z_ptr, out_ptr,
+    M, N, K, K2, M_BUCKET,
+    stride_xm, stride_x2m, stride_rm, stride_zm, stride_om,
+    RELU_IN: tl.constexpr, RELU_OUT: tl.constexpr, HAS_X2: tl.constexpr,
+    HAS_RES: tl.constexpr, HAS_Z: tl.constexpr, DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One (BLOCK_M, BLOCK_N) tile of out (M, N); column tiles of a row block run next to
+    each other so that its X rows are read from L2. ``M_BUCKET`` only keys the autotuner."""
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(N, BLOCK_N)
+    off_m = (pid // num_n) * BLOCK_M
+    off_n = (pid % num_n) * BLOCK_N
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = _accumulate(acc, x_ptr, x_desc, w_ptr, w_desc, stride_xm, off_m, off_n, M, N, K,
+                      RELU_IN, DTYPE, DOT_PRECISION, USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
+    if HAS_X2:
+        acc = _accumulate(acc, x2_ptr, x2_desc, w2_ptr, w2_desc, stride_x2m, off_m, off_n, M,
+                          N, K2, False, DTYPE, DOT_PRECISION, USE_TMA, BLOCK_M, BLOCK_N,
+                          BLOCK_K)
+    offs_m = off_m + tl.arange(0, BLOCK_M)
+    offs_n = off_n + tl.arange(0, BLOCK_N)
+    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    acc += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
+    if HAS_RES:
+        acc += tl.load(res_ptr + offs_m[:, None] * stride_rm + offs_n[None, :], mask=mask,
+                       other=0.0).to(tl.float32)
+    if HAS_Z:
+        acc += tl.load(z_ptr + offs_m[:, None] * stride_zm + offs_n[None, :], mask=mask,
+                       other=0.0).to(tl.float32)
+    if RELU_OUT:
+        acc = tl.maximum(acc, 0.0)
+    tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
+             acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+_DESCRIPTORS = (("x_desc", "BLOCK_M", "BLOCK_K"), ("w_desc", "BLOCK_K", "BLOCK_N"),
+                ("x2_desc", "BLOCK_M", "BLOCK_K"), ("w2_desc", "BLOCK_K", "BLOCK_N"))
+
+
+def _set_block_shapes(nargs: dict) -> None:
+    """Autotune pre-hook: each descriptor's block is the config's tile."""
+    for name, rows, cols in _DESCRIPTORS:
+        if nargs.get(name) is not None:
+            nargs[name].block_shape = [nargs[rows], nargs[cols]]
+
+
+def _config(block_m: int, block_n: int, block_k: int, warps: int, stages: int
+            ) -> triton.Config:
+    return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k},
+                         num_warps=warps, num_stages=stages, pre_hook=_set_block_shapes)
+
+
+_tuned_kernel = triton.autotune(
+    configs=[_config(*c) for c in AUTOTUNE_CONFIGS],
+    key=["M_BUCKET", "N", "K", "K2", "RELU_IN", "RELU_OUT", "HAS_X2", "HAS_RES", "HAS_Z",
+         "DTYPE", "DOT_PRECISION", "USE_TMA"],
+)(fused_linear_kernel)
+
+
+def tma_supported(*tensors: torch.Tensor | None) -> bool:
+    """Tensor descriptors pay on Hopper and later; each 2-D operand needs 16-byte aligned
+    rows and base, unit column stride."""
+    if TensorDescriptor is None or not all(t is None or t.is_cuda for t in tensors):
+        return False
+    if torch.cuda.get_device_capability(next(t for t in tensors if t is not None).device)[0] < 9:
+        return False
+    for t in tensors:
+        if t is None:
+            continue
+        if t.stride(-1) != 1 or (t.stride(0) * t.element_size()) % 16 or t.data_ptr() % 16:
+            return False
+    return True
+
+
+def fused_linear(
+    x: torch.Tensor,
+    w_t: torch.Tensor,
+    bias: torch.Tensor,
+    out_dtype: torch.dtype,
+    relu_in: bool = False,
+    relu_out: bool = False,
+    res: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    x2: torch.Tensor | None = None,
+    w2_t: torch.Tensor | None = None,
+    dot_precision: str = "ieee",
+    use_tma: bool | None = None,
+) -> torch.Tensor:
+    """x: (M, K) rows with unit column stride; w_t: (K, N) contiguous in the compute dtype;
+    bias: (N,); res, z: (M, N) rows or None; x2: (M, K2) with w2_t (K2, N), or None
+    -> (M, N) in ``out_dtype``. ``use_tma`` None: descriptors wherever they are supported."""
+    M, K = x.shape
+    N = w_t.shape[1]
+    dtype = TRITON_DTYPES[w_t.dtype]
+    out = torch.empty((M, N), dtype=out_dtype, device=x.device)
+    if M == 0:
+        return out
+    tma = tma_supported(x, w_t, x2, w2_t) if use_tma is None else use_tma
+    args = dict(
+        x_ptr=x, x_desc=None, w_ptr=w_t, w_desc=None, x2_ptr=x2, x2_desc=None,
+        w2_ptr=w2_t, w2_desc=None, bias_ptr=bias, res_ptr=res, z_ptr=z, out_ptr=out,
+        M=M, N=N, K=K, K2=0 if x2 is None else x2.shape[1],
+        M_BUCKET=max(16, triton.next_power_of_2(M)),
+        stride_xm=x.stride(0), stride_x2m=0 if x2 is None else x2.stride(0),
+        stride_rm=0 if res is None else res.stride(0), stride_zm=0 if z is None else z.stride(0),
+        stride_om=out.stride(0),
+        RELU_IN=relu_in, RELU_OUT=relu_out, HAS_X2=x2 is not None, HAS_RES=res is not None,
+        HAS_Z=z is not None, DTYPE=dtype, DOT_PRECISION=dot_precision, USE_TMA=tma,
+    )
+    if tma:
+        # Placeholder blocks; the autotune pre-hook or the fixed config sets the real ones.
+        for name, tensor in (("x_desc", x), ("w_desc", w_t), ("x2_desc", x2), ("w2_desc", w2_t)):
+            if tensor is not None:
+                args[name] = TensorDescriptor.from_tensor(tensor, [16, 16])
+    if interpreting() or not x.is_cuda:
+        block_m, block_n, block_k, warps, stages = INTERPRETER_CONFIG
+        meta = {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k}
+        _set_block_shapes({**args, **meta})
+        grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n),)
+        fused_linear_kernel[grid](**args, **meta, num_warps=warps, num_stages=stages)
+        return out
+
+    def grid(meta: dict) -> tuple[int]:
+        return (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
+
+    _tuned_kernel[grid](**args)
+    return out
