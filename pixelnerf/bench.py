@@ -35,6 +35,8 @@ PATH_OPTIONS = {
     "nofold": ("fold_latent", False),
     "compile": ("compile", True),
     "eager": ("compile", False),
+    "torch": ("mlp_kernel", "torch"),
+    "triton": ("mlp_kernel", "triton"),
 }
 # NMR camera set-up for the synthetic scene: focal per pixel of width, distance, bounds.
 FOCAL_PER_WIDTH = 0.875
@@ -145,6 +147,7 @@ def path_settings(path: str, rays_per_object: int) -> tuple[dict, int]:
             "precision": "fp32",
             "fold_latent": False,
             "compile": False,
+            "mlp_kernel": "published",
             "chunk_points": PUBLISHED_RAY_BATCH,
         }, PUBLISHED_RAY_BATCH
     precision, *options = path.split("+")
@@ -214,6 +217,8 @@ def default_paths(device: torch.device) -> list[str]:
         paths.append("tf32")
     if bf16_supported(device):
         paths.append("bf16")
+    if device.type == "cuda":
+        paths += ["bf16+torch", "bf16+triton"]
     return paths
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from pixelnerf.errors import PipelineError
@@ -18,3 +20,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PipelineError(f"device {name!r} was asked for but CUDA is not available here")
     return device
+
+
+def triton_interpreting() -> bool:
+    """Whether Triton runs kernels in its interpreter on the CPU (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

@@ -79,8 +79,8 @@ class ResnetFC(nn.Module):
         self.blocks = nn.ModuleList(ResnetBlockFC(d_hidden) for _ in range(n_blocks))
         n_lin_z = min(combine_layer, n_blocks) if d_latent > 0 else 0
         self.lin_z = nn.ModuleList(_kaiming_linear(d_latent, d_hidden) for _ in range(n_lin_z))
-        # Inference kernel ("torch" or "triton"), chosen by the renderer; gradients always
-        # take the published graph below.
+        # Inference kernel ("torch", "triton" or "published" = the published graph), chosen by the
+        # renderer; with gradients on, the published graph below always runs.
         self.kernel = "torch"
 
     @classmethod
@@ -141,7 +141,7 @@ class ResnetFC(nn.Module):
         ``latent_terms`` (SB, NS, B, n_lin_z * d_hidden), sampled from :meth:`latent_terms`,
         replaces ``latent`` with the same result.
         """
-        if not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() and self.kernel != "published":
             if self.kernel == "triton":
                 from pixelnerf.model.triton_mlp import triton_forward
 

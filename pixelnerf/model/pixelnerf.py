@@ -240,6 +240,13 @@ class PixelNeRF(nn.Module):
             elif getattr(mlp, "_compiled_call_impl", None) is None:
                 mlp.compile(dynamic=True, **options)
 
+    def use_mlp_kernel(self, kernel: str) -> None:
+        """Evaluate both MLPs at inference with ``kernel`` (``torch``, ``triton`` or ``published``;
+        see ``render.mlp_kernel``)."""
+        for mlp in (self.mlp_coarse, self.mlp_fine):
+            if mlp is not None:
+                mlp.kernel = kernel
+
     def sample_features(
         self, map_name: str, feature_map: torch.Tensor, uv: torch.Tensor
     ) -> torch.Tensor:

@@ -14,11 +14,11 @@ transposed, (K, N) contiguous, already in ``DTYPE``.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
+
+from pixelnerf.device import triton_interpreting
 
 try:  # host-side tensor descriptors (TMA on Hopper): Triton 3.4 and later
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -38,11 +38,6 @@ AUTOTUNE_CONFIGS = (
 )
 INTERPRETER_CONFIG = (128, 256, 128, 4, 1)  # large tiles: the interpreter pays per tile step
 H100_SHARED_MEMORY_BYTES = 232448  # per block on Hopper (227 KiB)
-
-
-def interpreting() -> bool:
-    """Whether Triton runs kernels in its interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 @triton.jit
@@ -188,7 +183,7 @@ def fused_linear(
         for name, tensor in (("x_desc", x), ("w_desc", w_t), ("x2_desc", x2), ("w2_desc", w2_t)):
             if tensor is not None:
                 args[name] = TensorDescriptor.from_tensor(tensor, [16, 16])
-    if interpreting() or not x.is_cuda:
+    if triton_interpreting() or not x.is_cuda:
         block_m, block_n, block_k, warps, stages = INTERPRETER_CONFIG
         meta = {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k}
         _set_block_shapes({**args, **meta})

@@ -16,6 +16,7 @@ from torch import nn
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.render.memory import halving_on_oom, memory_capped
+from pixelnerf.render.mlp_kernel import check_mlp_kernel, resolve_mlp_kernel
 from pixelnerf.render.precision import check_precision, network_precision, resolve_precision
 from pixelnerf.render.sampling import depths_around, importance_depths, stratified_depths
 
@@ -37,8 +38,8 @@ class RendererConfig:
     view; None = no bound), ``precision``
     (fp32 | tf32 | bf16 | auto), ``fold_latent`` (fold ``lin_z`` into the latent map at
     inference, see ``PixelNeRF.fold_latent_terms``; ``auto``: see :meth:`folds_latent`)
-    and ``compile`` (``torch.compile`` the MLPs at inference: fused kernels, the same
-    function)."""
+    ``compile`` (``torch.compile`` the MLPs at inference: fused kernels, the same
+    function) and ``mlp_kernel`` (torch | triton | auto | published, see ``render.mlp_kernel``)."""
 
     n_coarse: int = 64
     n_fine: int = 32
@@ -52,6 +53,7 @@ class RendererConfig:
     precision: str = "fp32"
     fold_latent: bool | str = "auto"
     compile: bool = False
+    mlp_kernel: str = "auto"
 
     @classmethod
     def from_mapping(cls, cfg: dict) -> RendererConfig:
@@ -60,6 +62,7 @@ class RendererConfig:
         if config.n_fine_depth > config.n_fine:
             raise PipelineError("renderer.n_fine_depth cannot exceed renderer.n_fine")
         check_precision(config.precision)
+        check_mlp_kernel(config.mlp_kernel)
         if config.fold_latent not in (True, False, "auto"):
             raise PipelineError(
                 f"renderer.fold_latent must be true, false or auto, not {config.fold_latent!r}"
@@ -120,6 +123,17 @@ class Renderer(nn.Module):
     def __init__(self, config: RendererConfig) -> None:
         super().__init__()
         self.config = config
+        self._mlp_kernels: dict[str, str] = {}  # resolved renderer.mlp_kernel per device
+
+    def mlp_kernel(self, model: nn.Module, device: torch.device, precision: str) -> str:
+        """``renderer.mlp_kernel`` resolved once per device, under ``precision`` (resolved)."""
+        if str(device) not in self._mlp_kernels:
+            mlps = [m for m in (getattr(model, "mlp_coarse", None),
+                                getattr(model, "mlp_fine", None)) if m is not None]
+            with network_precision(precision, device):
+                self._mlp_kernels[str(device)] = resolve_mlp_kernel(
+                    self.config.mlp_kernel, mlps, device)
+        return self._mlp_kernels[str(device)]
 
     @classmethod
     def from_config(cls, cfg: dict) -> Renderer:
@@ -144,10 +158,16 @@ class Renderer(nn.Module):
         inference = not model.training
         if inference and self.config.folds_latent(device) and hasattr(model, "fold_latent_terms"):
             model.fold_latent_terms()
-        compiled = inference and self.config.compile and hasattr(model, "compile_networks")
+        precision = resolve_precision(self.config.precision, device) if inference else None
+        kernel = "torch"
+        if inference and hasattr(model, "use_mlp_kernel"):
+            kernel = self.mlp_kernel(model, device, precision)
+            model.use_mlp_kernel(kernel)
+        # The Triton path is already fused; torch.compile would only trace around it.
+        compiled = (inference and self.config.compile and kernel != "triton"
+                    and hasattr(model, "compile_networks"))
         if compiled:
             model.compile_networks()
-        precision = resolve_precision(self.config.precision, device) if inference else None
 
         def chunks(per: int) -> list[torch.Tensor]:
             return self._evaluate_chunks(model, points, viewdirs, coarse, per, precision)

@@ -12,6 +12,7 @@ from pixelnerf.errors import PipelineError
 def test_reference_path_is_the_published_loop():
     overrides, ray_batch = path_settings("reference", 1000)
     assert overrides == {"precision": "fp32", "fold_latent": False, "compile": False,
+                         "mlp_kernel": "published",
                          "chunk_points": PUBLISHED_RAY_BATCH}
     assert ray_batch == PUBLISHED_RAY_BATCH
 
