@@ -117,7 +117,8 @@ def test_torch_and_published_are_taken_as_asked():
 
 def test_auto_on_a_cpu_takes_the_torch_path_with_one_line_saying_why():
     lines: list[str] = []
-    assert MK.resolve_mlp_kernel("auto", [small_mlp()], torch.device("cpu"), lines.append) == "torch"
+    cpu = torch.device("cpu")
+    assert MK.resolve_mlp_kernel("auto", [small_mlp()], cpu, lines.append) == "torch"
     assert len(lines) == 1 and "CUDA" in lines[0] and "torch path" in lines[0]
 
 

@@ -14,6 +14,8 @@ transposed, (K, N) contiguous, already in ``DTYPE``.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import triton
 import triton.language as tl
@@ -37,6 +39,8 @@ AUTOTUNE_CONFIGS = (
     (64, 128, 64, 4, 4),
 )
 INTERPRETER_CONFIG = (128, 256, 128, 4, 1)  # large tiles: the interpreter pays per tile step
+# Row counts share one tuning from here up (every chunk of a render is at least this big).
+LARGEST_M_BUCKET = 1 << 16
 H100_SHARED_MEMORY_BYTES = 232448  # per block on Hopper (227 KiB)
 
 
@@ -121,10 +125,15 @@ def _config(block_m: int, block_n: int, block_k: int, warps: int, stages: int
                          num_warps=warps, num_stages=stages, pre_hook=_set_block_shapes)
 
 
+# Tuning results kept on disk where this Triton can (3.2 and later): a render process
+# then skips the benchmarking the previous one did.
+_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(
+    triton.autotune).parameters else {}
 _tuned_kernel = triton.autotune(
     configs=[_config(*c) for c in AUTOTUNE_CONFIGS],
     key=["M_BUCKET", "N", "K", "K2", "RELU_IN", "RELU_OUT", "HAS_X2", "HAS_RES", "HAS_Z",
          "DTYPE", "DOT_PRECISION", "USE_TMA"],
+    **_CACHE,
 )(fused_linear_kernel)
 
 
@@ -171,7 +180,7 @@ def fused_linear(
         x_ptr=x, x_desc=None, w_ptr=w_t, w_desc=None, x2_ptr=x2, x2_desc=None,
         w2_ptr=w2_t, w2_desc=None, bias_ptr=bias, res_ptr=res, z_ptr=z, out_ptr=out,
         M=M, N=N, K=K, K2=0 if x2 is None else x2.shape[1],
-        M_BUCKET=max(16, triton.next_power_of_2(M)),
+        M_BUCKET=min(max(16, triton.next_power_of_2(M)), LARGEST_M_BUCKET),
         stride_xm=x.stride(0), stride_x2m=0 if x2 is None else x2.stride(0),
         stride_rm=0 if res is None else res.stride(0), stride_zm=0 if z is None else z.stride(0),
         stride_om=out.stride(0),
