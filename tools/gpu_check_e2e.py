@@ -25,13 +25,14 @@ SN64_TARGET_VIEWS = 23
 CATEGORIES = ["chair", "table", "lamp", "car"]
 
 
-def write_experiment(work: Path, tiny: bool, objects_per_category: int, shards: int) -> Path:
+def write_experiment(work: Path, tiny: bool, categories: list[str], objects_per_category: int,
+                     shards: int) -> Path:
     """The demo experiment with sn64's model, renderer and eval batch (or the demo's own
     small ones with ``tiny``), a synthetic test split of 24 views (1 source + 23 targets)."""
     demo = yaml.safe_load((ROOT / "config/experiments/demo.yaml").read_text())
     sn64 = yaml.safe_load((ROOT / "config/experiments/sn64.yaml").read_text())
     experiment = dict(demo, name="gpucheck")
-    synth = dict(demo["dataset"]["synth"], categories=CATEGORIES, train_objects=1,
+    synth = dict(demo["dataset"]["synth"], categories=categories, train_objects=1,
                  val_objects=1, test_objects=objects_per_category, views=24,
                  image_size=16 if tiny else 64)
     experiment["dataset"] = dict(demo["dataset"], dir="gpucheck", synth=synth)
@@ -61,10 +62,12 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--objects-per-category", type=int, default=8)
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--categories", type=int, default=len(CATEGORIES))
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    config = write_experiment(work, args.tiny, args.objects_per_category, args.shards)
+    categories = CATEGORIES[: args.categories]
+    config = write_experiment(work, args.tiny, categories, args.objects_per_category, args.shards)
     data = work / "data"
     cli("synth-demo", str(data / "gpucheck"), "--config", str(config))
 
@@ -91,7 +94,7 @@ def main() -> int:
                                "--out", str(work / f"metrics-{shard}.csv"),
                                "--device", args.device, "--no-progress")
     pngs = sorted(renders.glob("1v/**/*.png"))
-    objects = len(CATEGORIES) * args.objects_per_category
+    objects = len(categories) * args.objects_per_category
     side = experiment["dataset"]["synth"]["image_size"]
     rays = len(pngs) * side * side
     if len(pngs) != objects * SN64_TARGET_VIEWS:

@@ -59,7 +59,8 @@ def test_compiled_networks_equal_the_plain_network(model):
     compiled_model = copy.deepcopy(model)  # compiling is in place
     for fold in (False, True):
         compiled_model.sources.latent_terms.clear()
-        settings = {"fold_latent": fold, "precision": "fp32", "compile": True}
+        settings = {"fold_latent": fold, "precision": "fp32", "compile": True,
+                    "mlp_kernel": "torch"}  # the Triton path is not compiled
         compiled = render_views(compiled_model, settings, seed=3)
         torch.testing.assert_close(compiled, plain, rtol=0, atol=FP32_ATOL)
     assert getattr(compiled_model.mlp_coarse, "_compiled_call_impl", None) is not None
@@ -79,7 +80,8 @@ def test_a_failed_compilation_falls_back_to_eager_with_one_warning(model, monkey
     original = PixelNeRF.compile_networks
     monkeypatch.setattr(PixelNeRF, "compile_networks",
                         lambda self, enabled=True: original(self, enabled, backend=no_compiler))
-    rendered = render_views(broken, {"fold_latent": False, "compile": True}, seed=3)
+    rendered = render_views(broken, {"fold_latent": False, "compile": True,
+                                     "mlp_kernel": "torch"}, seed=3)
     torch.testing.assert_close(rendered, plain, rtol=0, atol=FP32_ATOL)
     warnings = [line for line in capfd.readouterr().err.splitlines() if "torch.compile" in line]
     assert len(warnings) == 1 and "no C++ compiler found" in warnings[0]

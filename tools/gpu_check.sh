@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Prepared GPU check: one run on a fresh GPU machine prints the environment, the CUDA
+# parity and precision-bound tests, the Triton kernel's errors and times, the bench at
+# the published sn64 size (reference, torch paths, Triton path; rays/s and the projected
+# sn64 rendering time), an end-to-end sharded render + metrics with objects/s, and the
+# training section, each time-boxed, then a summary. See docs/performance.md.
+#
+#   bash tools/gpu_check.sh             # on the GPU machine (python3 with torch + Triton)
+#   bash tools/gpu_check.sh --dry-run   # the same steps at tiny sizes on the CPU
+#                                       # (also: GPU_CHECK_DEVICE=cpu)
+#
+# Before a device run, here: bash tools/gpu_check_prepare.sh (wheels the image lacks and
+# the reference vectors, into .gpu_check/, which the device call carries).
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+[ "${1:-}" = "--dry-run" ] && DEVICE=cpu
+PY=${PYTHON:-python3}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
+export PYTHONUNBUFFERED=1 GPU_CHECK_DEVICE=$DEVICE
+START=$(date +%s)
+SUMMARY=()
+
+# section NAME SECONDS COMMAND...: run COMMAND under a time limit, record its outcome.
+section() {
+    local name=$1 limit=$2; shift 2
+    local begin=$(date +%s)
+    echo
+    echo "=== $name (limit ${limit} s, $(date -u +%H:%M:%S) UTC)"
+    timeout --kill-after=10 "$limit" "$@"
+    local rc=$? status=ok
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && status="TIMEOUT"
+    [ $rc -ne 0 ] && [ "$status" = ok ] && status="FAIL (exit $rc)"
+    SUMMARY+=("$(printf '%-10s %-16s %5d s' "$name" "$status" $(( $(date +%s) - begin )))")
+}
+
+# note NAME STATUS: a section that did not run, recorded as such (never silently).
+note() { SUMMARY+=("$(printf '%-10s %-16s %5s' "$1" "$2" -)"); }
+
+if [ "$DEVICE" = cpu ]; then
+    SIZE=tiny
+    BENCH=(--config config/experiments/demo.yaml --device cpu --objects 1 --views 1
+           --image-size 8 --paths reference,fp32+torch)
+    E2E=(--device cpu --tiny --categories 1 --objects-per-category 1 --shards 1)
+    TESTS=(tests/test_parity_model.py -k "cpu and coarse")
+    TRITON=(env TRITON_INTERPRET=1 "$PY" tools/gpu_check_triton.py --device cpu --tiny)
+else
+    SIZE="published sn64"
+    BENCH=(--device cuda --objects 4
+           --paths reference,bf16+torch+eager,bf16+torch,bf16+triton,auto)
+    E2E=(--device cuda --objects-per-category 8 --shards 2)
+    TESTS=(tests/test_parity_model.py tests/test_parity_render.py tests/test_fast_render.py
+           -k cuda)
+    TRITON=("$PY" tools/gpu_check_triton.py --device cuda)
+fi
+echo "gpu_check: device $DEVICE, $SIZE sizes, work folder $WORK, $(date -u '+%Y-%m-%d %H:%M') UTC"
+
+section env 60 "$PY" - <<'PY'
+import platform, subprocess, torch
+print("python", platform.python_version(), "| torch", torch.__version__, end="")
+try:
+    import triton
+    print(" | triton", triton.__version__)
+except ImportError as exc:
+    print(" | triton missing:", exc)
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(f"GPU {p.name}: {p.total_memory / 2**30:.0f} GiB, {p.multi_processor_count} SMs, "
+          f"capability {p.major}.{p.minor}, CUDA {torch.version.cuda}")
+    print(subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.mem",
+                          "--format=csv,noheader"], capture_output=True, text=True).stdout.strip())
+else:
+    print("no CUDA device; CPU threads:", torch.get_num_threads())
+PY
+
+# The image lacks some of the project's Python dependencies: carried wheels go to a
+# folder of their own on PYTHONPATH; the project itself installs without dependencies.
+if [ "$DEVICE" = cpu ]; then
+    note install "skipped (dry run)"
+    echo "install: dry run, the checkout's own environment ($PY)"
+else
+    install() {
+        if ls .gpu_check/wheels/*.whl >/dev/null 2>&1; then
+            "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+                --target /tmp/gpu_check_site .gpu_check/wheels/*.whl || return 1
+        else
+            echo "install: no .gpu_check/wheels (run tools/gpu_check_prepare.sh here first)"
+        fi
+        "$PY" -m pip install -q --no-deps --no-build-isolation -e . || return 1
+        "$PY" -c "import pixelnerf.cli, jsonschema, pytest, yaml, skimage, imageio; print('install: ok')"
+    }
+    export PYTHONPATH=/tmp/gpu_check_site${PYTHONPATH:+:$PYTHONPATH}
+    section install 180 bash -c "$(declare -f install); PY='$PY' install"
+fi
+
+# The parity tests read the reference vectors: ../shared/reference beside a checkout, or
+# the copy that tools/gpu_check_prepare.sh put under .gpu_check/.
+for candidate in "${PIXELNERF_REFERENCE_DIR:-}" ../shared/reference .gpu_check/reference; do
+    if [ -n "$candidate" ] && [ -f "$candidate/model_forward.npz" ]; then
+        export PIXELNERF_REFERENCE_DIR=$(cd "$candidate" && pwd)
+        break
+    fi
+done
+echo "reference vectors: ${PIXELNERF_REFERENCE_DIR:-MISSING (the parity tests will fail)}"
+
+section triton 150 "${TRITON[@]}"
+section bench 240 "$PY" -m pixelnerf.cli bench "${BENCH[@]}"
+section tests 240 "$PY" -m pytest -q -rs -p no:cacheprovider "${TESTS[@]}"
+section e2e 200 "$PY" tools/gpu_check_e2e.py "$WORK/e2e" "${E2E[@]}"
+
+# --- training (issue 17) ---
+# tools/gpu_train_check.py (written for the multi-GPU issue) prints training speed and
+# the bf16/TF32 against fp32 comparison; it reads GPU_CHECK_DEVICE for its sizes.
+if [ -f tools/gpu_train_check.py ]; then
+    section training 150 "$PY" tools/gpu_train_check.py
+else
+    echo
+    echo "=== training: tools/gpu_train_check.py is not in this checkout"
+    note training "absent"
+fi
+
+echo
+echo "=== summary ($DEVICE, $(( $(date +%s) - START )) s in all)"
+failed=0
+for line in "${SUMMARY[@]}"; do
+    echo "$line"
+    case "$line" in *FAIL*|*TIMEOUT*) failed=1 ;; esac
+done
+rm -rf "$WORK"
+exit $failed
