@@ -35,6 +35,7 @@ PATH_OPTIONS = {
     "nofold": ("fold_latent", False),
     "compile": ("compile", True),
     "eager": ("compile", False),
+    "published": ("mlp_kernel", "published"),
     "torch": ("mlp_kernel", "torch"),
     "triton": ("mlp_kernel", "triton"),
 }

@@ -12,6 +12,9 @@
 # Before a device run, here: bash tools/gpu_check_prepare.sh (wheels the image lacks and
 # the reference vectors, into .gpu_check/, which the device call carries).
 set -u
+# The whole script is one block, so that bash has read all of it before it runs any: an
+# edit of the file during a run cannot change the run.
+{
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
@@ -35,6 +38,16 @@ section() {
     SUMMARY+=("$(printf '%-10s %-16s %5d s' "$name" "$status" $(( $(date +%s) - begin )))")
 }
 
+# tests_named FILE...: where each test file is under tests/ (the folders may change); a
+# missing one stays in the list under its bare name, so that pytest reports it.
+tests_named() {
+    local name found
+    for name in "$@"; do
+        found=$(find tests -name "$name" -print -quit)
+        echo "${found:-tests/$name}"
+    done
+}
+
 # note NAME STATUS: a section that did not run, recorded as such (never silently).
 note() { SUMMARY+=("$(printf '%-10s %-16s %5s' "$1" "$2" -)"); }
 
@@ -43,15 +56,14 @@ if [ "$DEVICE" = cpu ]; then
     BENCH=(--config config/experiments/demo.yaml --device cpu --objects 1 --views 1
            --image-size 8 --paths reference,fp32+torch)
     E2E=(--device cpu --tiny --categories 1 --objects-per-category 1 --shards 1)
-    TESTS=(tests/test_parity_model.py -k "cpu and coarse")
+    TESTS=($(tests_named test_parity_model.py) -k "cpu and coarse")
     TRITON=(env TRITON_INTERPRET=1 "$PY" tools/gpu_check_triton.py --device cpu --tiny)
 else
     SIZE="published sn64"
     BENCH=(--device cuda --objects 4
            --paths reference,bf16+torch+eager,bf16+torch,bf16+triton,auto)
     E2E=(--device cuda --objects-per-category 8 --shards 2)
-    TESTS=(tests/test_parity_model.py tests/test_parity_render.py tests/test_fast_render.py
-           -k cuda)
+    TESTS=($(tests_named test_parity_model.py test_parity_render.py test_fast_render.py) -k cuda)
     TRITON=("$PY" tools/gpu_check_triton.py --device cuda)
 fi
 echo "gpu_check: device $DEVICE, $SIZE sizes, work folder $WORK, $(date -u '+%Y-%m-%d %H:%M') UTC"
@@ -129,3 +141,4 @@ for line in "${SUMMARY[@]}"; do
 done
 rm -rf "$WORK"
 exit $failed
+}
