@@ -175,3 +175,11 @@ def test_the_fused_torch_path_equals_the_published_graph():
         folded = mlp(None, x, latent_terms=torch.cat([f(latent) for f in mlp.lin_z], -1))
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(folded, expected, rtol=0, atol=1e-5)
+
+
+def test_fp32_operands_take_one_config_and_bf16_tunes_over_all():
+    from pixelnerf.model.triton_kernels import _prune
+
+    configs = list(range(len(AUTOTUNE_CONFIGS)))
+    assert _prune(configs, {}, DTYPE=tl.float32) == configs[:1]
+    assert _prune(configs, {}, DTYPE=tl.bfloat16) == configs

@@ -5,8 +5,8 @@ fused_forward -> _Plan (weights in the compute dtype) -> addmm / _addmm_activati
 The same function as ``ResnetFC.forward`` up to rounding order: bias and ReLU of each
 block's first layer run inside its matmul (``torch._addmm_activation``), the residual is
 accumulated by the second matmul itself (``addmm`` into the running activation, no bias),
-and that layer's bias is carried to the next elementwise pass, which adds it together
-with the next ``lin_z`` term where there is one. Under autocast the casts are made
+and that layer's bias is carried to the next elementwise add (into the next ``lin_z``
+layer's own bias where that term is computed per point, so it costs no pass there). Under autocast the casts are made
 explicitly with the same dtypes autocast would pick, so that the running activation
 keeps the dtype the eager graph gives it (fp32 where fp32 latent terms are added).
 """
@@ -29,8 +29,8 @@ def compute_dtype(mlp: ResnetFC, device: torch.device) -> torch.dtype:
 
 
 class _Plan:
-    """The weights of ``mlp`` cast to ``dtype`` once per forward call (autocast casts them
-    per layer call too); ``weight(layer)`` is (d_in, d_out), the layout addmm wants."""
+    """Each layer's weights cast to ``dtype`` as it is used (as autocast casts them);
+    ``weight(layer)`` is (d_in, d_out), the layout addmm wants."""
 
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype

@@ -129,8 +129,18 @@ def _config(block_m: int, block_n: int, block_k: int, warps: int, stages: int
 # then skips the benchmarking the previous one did.
 _CACHE = {"cache_results": True} if "cache_results" in inspect.signature(
     triton.autotune).parameters else {}
+
+
+def _prune(configs: list, named_args: dict, **kwargs) -> list:
+    """fp32 operands (the fp32 and TF32 precisions) take the first config alone: their
+    compilation is slow and the default precision on GPUs is bf16."""
+    dtype = {**named_args, **kwargs}.get("DTYPE")
+    return configs[:1] if dtype == tl.float32 else configs
+
+
 _tuned_kernel = triton.autotune(
     configs=[_config(*c) for c in AUTOTUNE_CONFIGS],
+    prune_configs_by={"early_config_prune": _prune},
     key=["M_BUCKET", "N", "K", "K2", "RELU_IN", "RELU_OUT", "HAS_X2", "HAS_RES", "HAS_Z",
          "DTYPE", "DOT_PRECISION", "USE_TMA"],
     **_CACHE,
