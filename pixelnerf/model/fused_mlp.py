@@ -6,9 +6,10 @@ The same function as ``ResnetFC.forward`` up to rounding order: bias and ReLU of
 block's first layer run inside its matmul (``torch._addmm_activation``), the residual is
 accumulated by the second matmul itself (``addmm`` into the running activation, no bias),
 and that layer's bias is carried to the next elementwise add (into the next ``lin_z``
-layer's own bias where that term is computed per point, so it costs no pass there). Under autocast the casts are made
-explicitly with the same dtypes autocast would pick, so that the running activation
-keeps the dtype the eager graph gives it (fp32 where fp32 latent terms are added).
+layer's own bias where that term is computed per point, so it costs no pass there).
+Under autocast the casts are made explicitly with the same dtypes autocast would pick,
+so that the running activation keeps the dtype the eager graph gives it (fp32 where fp32
+latent terms are added).
 """
 
 from __future__ import annotations
