@@ -42,7 +42,8 @@ def interpreted() -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("case", ["fp32_folded", "fp32_unfolded", "layer_tma", "layer_pointers"])
+@pytest.mark.parametrize("case", ["fp32_folded", "fp32_unfolded", "layer_tma",
+                                  "layer_pointers", "layer_strided"])
 def test_fp32_kernel_matches_the_torch_path_at_the_published_size(interpreted, case):
     assert interpreted[case]["finite"]
     assert interpreted[case]["max_abs"] < FP32_ATOL, interpreted[case]

@@ -69,6 +69,12 @@ def main() -> int:
             got = fused_linear(rows, w_t, bias, torch.float32, relu_in=True, res=res, z=z,
                                x2=lat, w2_t=w2_t, use_tma=tma)
             results[f"layer_{'tma' if tma else 'pointers'}"] = difference(got, reference)
+        # Sampled features can come transposed (grid_sample's (N, C, B) layout): columns
+        # with a stride other than one.
+        strided = lat.t().contiguous().t()
+        got = fused_linear(rows, w_t, bias, torch.float32, relu_in=True, res=res, z=z,
+                           x2=strided, w2_t=w2_t)
+        results["layer_strided"] = difference(got, reference)
     print(json.dumps(results))
     return 0
 

@@ -176,9 +176,13 @@ def fused_linear(
     dot_precision: str = "ieee",
     use_tma: bool | None = None,
 ) -> torch.Tensor:
-    """x: (M, K) rows with unit column stride; w_t: (K, N) contiguous in the compute dtype;
+    """x: (M, K) rows; w_t: (K, N) contiguous in the compute dtype;
     bias: (N,); res, z: (M, N) rows or None; x2: (M, K2) with w2_t (K2, N), or None
     -> (M, N) in ``out_dtype``. ``use_tma`` None: descriptors wherever they are supported."""
+    # The loads step along columns one element at a time: rows must have unit column
+    # stride (a sampled feature map can come transposed).
+    x, x2, res, z = (t if t is None or t.stride(-1) == 1 else t.contiguous()
+                     for t in (x, x2, res, z))
     M, K = x.shape
     N = w_t.shape[1]
     dtype = TRITON_DTYPES[w_t.dtype]
