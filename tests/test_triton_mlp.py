@@ -164,6 +164,7 @@ def test_an_unknown_kernel_is_one_error_naming_the_key():
 
 
 def test_the_fused_torch_path_equals_the_published_graph():
+    torch.manual_seed(3)
     mlp = small_mlp()
     with torch.no_grad():
         for p in mlp.parameters():
@@ -174,8 +175,9 @@ def test_the_fused_torch_path_equals_the_published_graph():
         mlp.kernel = "torch"
         got = mlp(latent, x)
         folded = mlp(None, x, latent_terms=torch.cat([f(latent) for f in mlp.lin_z], -1))
-    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(folded, expected, rtol=0, atol=1e-5)
+    # fp32 rounding order only: outputs reach about 30 here, differences about 1e-5
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(folded, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_fp32_operands_take_one_config_and_bf16_tunes_over_all():
