@@ -71,8 +71,8 @@ if [ "$DEVICE" = cpu ]; then
 else
     SIZE="published sn64"
     BENCH=(--device cuda --objects 4
-           --paths reference,bf16+torch+eager,bf16+torch,bf16+triton,auto)
-    E2E=(--device cuda --objects-per-category 8 --shards 2)
+           --paths reference,bf16+torch+eager,bf16+triton,auto)
+    E2E=(--device cuda --objects-per-category 6 --shards 2)
     TESTS=($(tests_named test_parity_model.py test_parity_render.py test_fast_render.py) -k cuda)
     TRITON=("$PY" tools/gpu_check_triton.py --device cuda)
 fi
