@@ -78,7 +78,9 @@ def self_check(mlps: list, device: torch.device) -> str | None:
         latent = randn(*shape, mlp.d_latent) if mlp.d_latent > 0 else None
         terms = None
         if latent is not None and len(mlp.lin_z):
-            terms = torch.cat([layer(latent) for layer in mlp.lin_z], dim=-1)
+            # fp32 like the renderer's folded map, which is made outside the precision context
+            with torch.autocast(device.type, enabled=False):
+                terms = torch.cat([layer(latent) for layer in mlp.lin_z], dim=-1)
         dtype = compute_dtype(mlp, device)
         tf32 = dtype == torch.float32 and device.type == "cuda" and (
             torch.backends.cuda.matmul.allow_tf32)
