@@ -26,7 +26,7 @@ from pixelnerf.model.triton_kernels import (
 )
 from pixelnerf.render import Renderer
 
-HERE = Path(__file__).resolve().parent
+HELPERS = Path(__file__).resolve().parent.parent / "helpers"
 FP32_ATOL = 1e-4
 FP16_REL_L2 = 2e-3  # fp16 operands (11-bit mantissa) through 12 layers, fp32 accumulation
 HOPPER = GPUTarget("cuda", 90, 32)
@@ -36,8 +36,8 @@ HOPPER = GPUTarget("cuda", 90, 32)
 def interpreted() -> dict:
     """The interpreter run (its own process: TRITON_INTERPRET must precede the import)."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(HERE / "triton_interpreter_run.py")], env=env,
-                          capture_output=True, text=True, timeout=600, cwd=HERE)
+    done = subprocess.run([sys.executable, str(HELPERS / "triton_interpreter.py")], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=HELPERS)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
