@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 TILE = 16  # the smallest tile side tl.dot takes: the width must be a multiple of it
 
 
-def unsupported_shape(mlp: ResnetFC) -> str | None:
+def unsupported_shape(mlp: torch.nn.Module) -> str | None:
     """Why the kernel cannot evaluate ``mlp`` (one phrase), or None."""
+    from pixelnerf.model.mlp import ResnetFC
+
+    if not isinstance(mlp, ResnetFC):
+        return f"evaluates model.mlp_*.type resnet only, not {type(mlp).__name__}"
     width = mlp.lin_in.out_features
     if width % TILE:
         return f"needs model.mlp_*.d_hidden a multiple of {TILE}, not {width}"

@@ -135,6 +135,15 @@ def test_triton_on_an_unsupported_width_is_one_error(monkeypatch):
         MK.resolve_mlp_kernel("triton", [small_mlp(width=40)], torch.device("cpu"))
 
 
+def test_triton_on_the_plain_mlp_is_one_error(monkeypatch):
+    from pixelnerf.model.implicit import ImplicitMLP
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    plain = ImplicitMLP.from_config({"type": "mlp"}, 5, 8, 4)
+    with pytest.raises(PipelineError, match="type resnet only, not ImplicitMLP"):
+        MK.resolve_mlp_kernel("triton", [plain], torch.device("cpu"))
+
+
 def test_a_failed_self_check_stops_triton_and_sends_auto_to_torch(monkeypatch):
     cuda = torch.device("cuda")
     monkeypatch.setattr(MK, "triton_unavailable", lambda device, mlps: None)
