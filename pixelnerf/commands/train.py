@@ -4,12 +4,16 @@ Example::
 
     pixelnerf train --config config/experiments/demo.yaml --data-root data \
         --checkpoints checkpoints/demo --out results/demo/train --device auto
+
+Under ``torchrun`` or an ``srun`` step of several tasks, every process runs this command
+and the processes train as one data-parallel job (see docs/multi-gpu.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from pixelnerf.config import load_experiment
@@ -32,17 +36,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None,
                         help="weights file to start from (default: train.init of the config; "
                              "empty: that default)")
+    parser.add_argument("--dist-timeout", type=float, default=None, metavar="SECONDS",
+                        help="in a job of several ranks: how long a rank waits for the others "
+                             "before the job stops (default 300)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from pixelnerf.train.distributed import DEFAULT_TIMEOUT_S, process_group, world_from_env
     from pixelnerf.train.loop import RunPaths, train
 
     experiment = load_experiment(args.config)
     if args.weights is not None:
         experiment = {**experiment, "train": {**experiment["train"], "weights": args.weights}}
     paths = RunPaths(checkpoints=Path(args.checkpoints), out=Path(args.out))
-    summary = train(experiment, args.data_root, paths, resolve_device(args.device),
-                    steps=args.steps, init=args.init or None)
-    print(json.dumps(summary))
+    world = world_from_env(os.environ)
+    timeout = DEFAULT_TIMEOUT_S if args.dist_timeout is None else args.dist_timeout
+    with process_group(world, resolve_device(args.device), timeout) as device:
+        summary = train(experiment, args.data_root, paths, device, steps=args.steps,
+                        init=args.init or None, world=world)
+    if summary is not None:
+        print(json.dumps(summary))
     return 0
 

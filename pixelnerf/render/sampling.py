@@ -1,35 +1,56 @@
 """Depths along rays: stratified coarse samples, importance samples, samples around a depth.
 
-All functions take rays (R, 8) flattened over objects and an optional torch.Generator;
-random draws happen in the published order (coarse offsets; importance u, then jitter;
-depth noise), so a seeded global RNG reproduces the published renderer's draws.
+All functions take rays (R, 8) flattened over objects and an optional torch.Generator (or a
+``RowDraws`` for a share of a batch); random draws happen in the published order (coarse
+offsets; importance u, then jitter; depth noise), so a seeded global RNG reproduces the
+published renderer's draws.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 
-def _draw(
-    sampler, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
-) -> torch.Tensor:
+@dataclasses.dataclass(frozen=True)
+class RowDraws:
+    """A generator for part of a ray batch: each draw is made for all ``total`` rays of the
+    batch and only the ``rows`` (``(R_part,)`` int64 indices into the batch's flat rays)
+    are kept, so a process rendering its share of the rays gets the numbers the whole
+    batch rendered at once would give those rays."""
+
+    generator: torch.Generator
+    total: int
+    rows: torch.Tensor
+
+
+Draws = torch.Generator | RowDraws | None
+
+
+def _draw(sampler, shape: tuple[int, ...], like: torch.Tensor, generator: Draws) -> torch.Tensor:
     """``sampler`` (torch.rand or torch.randn) of ``shape`` on ``like``'s device and dtype,
     drawn from ``generator`` (on its own device) if given, else from torch's global RNG."""
     if generator is None:
         return sampler(shape, device=like.device, dtype=like.dtype)
+    if isinstance(generator, RowDraws):
+        source = generator.generator
+        whole = sampler((generator.total, *shape[1:]), generator=source, device=source.device,
+                        dtype=like.dtype)
+        return whole[generator.rows.to(whole.device)].to(like.device)
     draw = sampler(shape, generator=generator, device=generator.device, dtype=like.dtype)
     return draw.to(like.device)
 
 
 def uniform(
-    shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
+    shape: tuple[int, ...], like: torch.Tensor, generator: Draws
 ) -> torch.Tensor:
     """U(0, 1) of ``shape`` on ``like``'s device."""
     return _draw(torch.rand, shape, like, generator)
 
 
 def normal(
-    shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
+    shape: tuple[int, ...], like: torch.Tensor, generator: Draws
 ) -> torch.Tensor:
     """N(0, 1) of ``shape`` on ``like``'s device."""
     return _draw(torch.randn, shape, like, generator)
@@ -44,7 +65,7 @@ def interpolate_depth(rays: torch.Tensor, steps: torch.Tensor, lindisp: bool) ->
 
 
 def stratified_depths(
-    rays: torch.Tensor, n_samples: int, lindisp: bool, generator: torch.Generator | None = None
+    rays: torch.Tensor, n_samples: int, lindisp: bool, generator: Draws = None
 ) -> torch.Tensor:
     """One uniform sample in each of ``n_samples`` equal bins: rays (R, 8) -> (R, K)."""
     step = 1.0 / n_samples
@@ -58,7 +79,7 @@ def importance_depths(
     weights: torch.Tensor,
     n_samples: int,
     lindisp: bool,
-    generator: torch.Generator | None = None,
+    generator: Draws = None,
     weight_floor: float = 1e-5,
 ) -> torch.Tensor:
     """Samples drawn from the piecewise-constant density of coarse ``weights`` (R, Kc) -> (R, n).
@@ -80,7 +101,7 @@ def depths_around(
     depth: torch.Tensor,
     n_samples: int,
     std: float,
-    generator: torch.Generator | None = None,
+    generator: Draws = None,
 ) -> torch.Tensor:
     """``depth`` (R,) plus N(0, std) noise, clamped to [near, far] -> (R, n)."""
     samples = depth.unsqueeze(1).expand(-1, n_samples)

@@ -25,17 +25,20 @@ from pixelnerf.model.checkpoint import load_checkpoint
 from pixelnerf.train.batches import first_objects, step_batches
 from pixelnerf.train.checkpoint import Checkpointer, warn
 from pixelnerf.train.config import Precision, TrainConfig, resolve_fold, resolve_precision
+from pixelnerf.train.distributed import (
+    SINGLE,
+    World,
+    barrier,
+    reduce_losses,
+    scaled,
+    share_of_batch,
+    wrap_objective,
+)
 from pixelnerf.train.divergence import check_step
 from pixelnerf.train.evaluate import validation_loss
 from pixelnerf.train.init import init_source, prepare_init
 from pixelnerf.train.monitor import LossLog, Progress, Scalars
-from pixelnerf.train.objective import (
-    Losses,
-    LossSettings,
-    autocast,
-    batch_losses,
-    tf32_matmul,
-)
+from pixelnerf.train.objective import Losses, LossSettings, autocast, tf32_matmul
 from pixelnerf.train.sampling import (
     STREAM_RENDER,
     STREAM_SAMPLE,
@@ -89,6 +92,8 @@ class Run:
     val_objects: list[dict[str, Any]]
     loss_settings: LossSettings = LossSettings()
     epoch_steps: int = 1  # steps of one pass over the training objects
+    world: World = SINGLE
+    objective: Any = None  # the objective module (under DDP in a job of several ranks)
 
 
 def open_split(experiment: Mapping[str, Any], data_root: str | os.PathLike, split: str,
@@ -125,8 +130,9 @@ def held_out_objects(experiment: Mapping[str, Any], data_root: str | os.PathLike
 
 
 def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
-              device: torch.device, steps: int | None = None) -> Run:
-    """Model, renderer, optimizer and data of one experiment, on ``device``."""
+              device: torch.device, steps: int | None = None, world: World = SINGLE) -> Run:
+    """Model, renderer, optimizer and data of one experiment, on ``device``; the objective
+    under DDP when ``world`` has several ranks (validation objects on rank 0 only)."""
     from pixelnerf.model import PixelNeRF
     from pixelnerf.render import Renderer
 
@@ -157,7 +163,8 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
     train_set = open_split(experiment, data_root, "train", **limit)
     if len(train_set) == 0:
         raise PipelineError("the training split of the experiment's dataset has no objects")
-    needs_val = config.val_objects > 0 and (config.val_every > 0 or config.vis_every > 0)
+    needs_val = world.main and config.val_objects > 0 and (config.val_every > 0
+                                                           or config.vis_every > 0)
     val_objects = []
     if needs_val:
         val_objects = held_out_objects(experiment, data_root, config.val_objects, device)
@@ -169,7 +176,8 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
                optimizer=optimizer, train_set=train_set, val_objects=val_objects,
                loss_settings=LossSettings(config.loss, config.lambda_coarse,
                                           config.lambda_fine),
-               epoch_steps=math.ceil(len(train_set) / config.batch_objects))
+               epoch_steps=math.ceil(len(train_set) / config.batch_objects),
+               world=world, objective=wrap_objective(model, renderer, world, device))
 
 
 def freeze_encoder(model: Any) -> None:
@@ -200,11 +208,13 @@ def sampler_settings(config: TrainConfig, step: int) -> SamplerSettings:
 
 
 def train_step(run: Run, step: int, objects: list[dict[str, Any]]) -> tuple[dict[str, float], int]:
-    """One optimisation step on ``objects``; returns the loss values and the ray count."""
+    """One optimisation step on ``objects``; returns the loss values of the global batch
+    and its ray count. Each rank renders its share of the rays (``share_of_batch``)."""
     cfg = run.config
     settings = sampler_settings(cfg, step)
     batch = sample_batch(objects, settings, step_generator(cfg.seed, STREAM_SAMPLE, step))
-    render_generator = step_generator(cfg.seed, STREAM_RENDER, step, run.device)
+    part, draws = share_of_batch(
+        batch, step_generator(cfg.seed, STREAM_RENDER, step, run.device), run.world)
     train_mode(run)
     for group in run.optimizer.param_groups:
         group["lr"] = cfg.learning_rate(step, run.epoch_steps)
@@ -212,13 +222,15 @@ def train_step(run: Run, step: int, objects: list[dict[str, Any]]) -> tuple[dict
     if step % cfg.accumulate == 0:
         run.optimizer.zero_grad(set_to_none=True)
     with autocast(run.device, run.precision.bf16):
-        losses: Losses = batch_losses(run.model, run.renderer, batch, render_generator,
-                                      run.fold_latent, run.loss_settings)
-    (losses.total / cfg.accumulate).backward()
-    check_step(step, losses.total, run.model)
+        losses: Losses = scaled(run.objective(part, draws, run.fold_latent, run.loss_settings),
+                                part.n_rays / batch.n_rays)
+    # DDP averages the ranks' gradients; the world size makes it their sum.
+    (losses.total * run.world.size / cfg.accumulate).backward()
+    whole = reduce_losses(losses, run.world)  # the global batch's (the same on every rank)
+    check_step(step, whole.total, run.model)
     if (step + 1) % cfg.accumulate == 0 or step + 1 == run.budget:
         run.optimizer.step()
-    return losses.values(), batch.n_rays
+    return whole.values(), batch.n_rays
 
 
 def validate(run: Run) -> dict[str, float]:
@@ -316,44 +328,53 @@ def write_done(path: Path, budget: int, seconds: float, train: Mapping[str, floa
 
 def train(experiment: Mapping[str, Any], data_root: str | os.PathLike, paths: RunPaths,
           device: torch.device, steps: int | None = None,
-          init: str | None = None) -> dict[str, Any]:
+          init: str | None = None, world: World = SINGLE) -> dict[str, Any] | None:
     """Train to the step budget, resuming from ``paths.checkpoints`` when it holds a
-    checkpoint; returns the ``done.json`` summary. A finished run (``done.json`` with at
-    least the budget's steps) is left as it is. ``init`` (else ``train.init``): the weights
-    file a run without a checkpoint starts from (:mod:`pixelnerf.train.init`)."""
+    checkpoint; returns the ``done.json`` summary (None on ranks other than 0, which write
+    nothing). A finished run (``done.json`` with at least the budget's steps) is left as it
+    is. ``init`` (else ``train.init``): the weights file a run without a checkpoint starts
+    from (:mod:`pixelnerf.train.init`). Several ranks (``world``, inside
+    ``distributed.process_group``) train as one."""
     config = TrainConfig.from_mapping(experiment.get("train"))
     budget = config.steps if steps is None else steps
     source = init_source(config.init, init)
-    if source is not None:
+    if source is not None and world.main:
         for moved in prepare_init(source, paths.checkpoints, paths.out):
             print(f"pixelnerf: another run's files moved aside to {moved}", flush=True)
+    barrier(world)  # the other ranks read the checkpoint folder once rank 0 has set it up
     done = read_done(paths.done)
     if done is not None and int(done.get("steps", -1)) >= budget:
-        print(f"pixelnerf: training already done ({paths.done}); nothing to do")
-        return done
-    run = build_run(experiment, data_root, device, steps)
+        if world.main:
+            print(f"pixelnerf: training already done ({paths.done}); nothing to do")
+        return done if world.main else None
+    run = build_run(experiment, data_root, device, steps, world)
     checkpointer = Checkpointer(paths.checkpoints)
     resumed = checkpointer.resume(run.model, run.optimizer)
     if resumed is None and source is not None:
         load_checkpoint(source, run.model)
-        print(f"pixelnerf: starting from the weights {source}", flush=True)
+        if world.main:
+            print(f"pixelnerf: starting from the weights {source}", flush=True)
     start = 0 if resumed is None else min(resumed.step, run.budget)
     seconds_before = 0.0 if resumed is None else resumed.seconds
-    if resumed is not None:
+    if resumed is not None and world.main:
         print(f"pixelnerf: resuming from {resumed.source} at step {start}", flush=True)
     began = time.perf_counter()
-    reporter = Reporter(paths, start, run.budget)
+    reporter = Reporter(paths, start, run.budget) if world.main else None
     batches = step_batches(run.train_set, run.config.batch_objects, run.config.seed, start,
                            run.budget, device, run.config.num_workers, run.config.cache_mb)
     try:
         with tf32_matmul(run.precision.tf32) if device.type == "cuda" else contextlib.nullcontext():
             for step, objects in batches:
                 values, n_rays = train_step(run, step, objects)
-                reporter.step(step, values, n_rays)
-                after_step(run, step, paths, reporter, checkpointer,
-                           seconds_before + time.perf_counter() - began)
+                if reporter is not None:
+                    reporter.step(step, values, n_rays)
+                    after_step(run, step, paths, reporter, checkpointer,
+                               seconds_before + time.perf_counter() - began)
     finally:
-        reporter.close()
+        if reporter is not None:
+            reporter.close()
+    if reporter is None:
+        return None
     if run.val_objects and reporter.val is None:
         reporter.val = validate(run)
     return write_done(paths.done, run.budget, seconds_before + time.perf_counter() - began,
