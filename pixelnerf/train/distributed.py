@@ -119,6 +119,17 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise RankStoppedError(signal.Signals(signum).name)
 
 
+# What gloo and NCCL say, from inside a collective or the backward pass, when a peer is gone.
+PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "Broken pipe",
+             "NCCL communicator was aborted", "Timed out", "timed out")
+
+
+def lost_peer(exc: BaseException) -> str | None:
+    """What says that ``exc`` is a collective that failed because another rank is gone."""
+    text = str(exc)
+    return next((marker for marker in PEER_LOST if marker in text), None)
+
+
 @contextlib.contextmanager
 def process_group(world: World, device: torch.device,
                   timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[torch.device]:
@@ -137,13 +148,14 @@ def process_group(world: World, device: torch.device,
     try:
         dist.init_process_group(backend, init_method=world.init_method, rank=world.rank,
                                 world_size=world.size,
-                                timeout=datetime.timedelta(seconds=timeout_s),
-                                device_id=device if device.type == "cuda" else None)
+                                timeout=datetime.timedelta(seconds=timeout_s))
         yield device
-    except (dist.DistError, RankStoppedError) as exc:
-        reason = " ".join(str(exc).split())[:160]
-        raise PipelineError(f"{where}: the training job lost a rank ({type(exc).__name__}: "
-                            f"{reason}); run the same command again to resume from the last "
+    except (RuntimeError, RankStoppedError) as exc:
+        if not (isinstance(exc, dist.DistError | RankStoppedError) or lost_peer(exc)):
+            raise
+        reason = lost_peer(exc) or " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+        raise PipelineError(f"{where}: another rank of the training job is gone ({reason}); "
+                            f"run the same command again to resume from the last "
                             f"checkpoint") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
