@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import os
 import re
 import signal
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 from typing import Any
 
@@ -111,12 +113,20 @@ def rank_device(world: World, device: torch.device) -> torch.device:
     return local
 
 
-class RankStoppedError(Exception):
-    """This rank was told to stop (SIGTERM from torchrun or srun after another rank died)."""
+RERUN = "run the same command again to resume from the last checkpoint"
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise RankStoppedError(signal.Signals(signum).name)
+def stop_handler(where: str) -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler that ends this rank at once with one error line: torchrun and
+    ``srun --kill-on-bad-exit`` send it to every rank when one has failed."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        print(f"pixelnerf: error: {where}: stopped by {signal.Signals(signum).name} (the "
+              f"launcher stops every rank when one fails); {RERUN}", file=sys.stderr,
+              flush=True)
+        os._exit(2)
+
+    return stop
 
 
 # What gloo and NCCL say, from inside a collective or the backward pass, when a peer is gone.
@@ -135,7 +145,7 @@ def process_group(world: World, device: torch.device,
                   timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[torch.device]:
     """Join the job's process group (NCCL on CUDA, gloo otherwise) for the block and yield
     this rank's device; a single process just yields ``device``. A lost rank, a timed-out
-    collective or a stop signal becomes one :class:`PipelineError` line."""
+    collective becomes one :class:`PipelineError` line, a stop signal one error line."""
     if not world.distributed:
         yield device
         return
@@ -144,19 +154,20 @@ def process_group(world: World, device: torch.device,
     device = rank_device(world, device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     where = f"rank {world.rank} of {world.size}"
-    previous = signal.signal(signal.SIGTERM, _stop)
+    previous = signal.signal(signal.SIGTERM, stop_handler(where))
     try:
         dist.init_process_group(backend, init_method=world.init_method, rank=world.rank,
                                 world_size=world.size,
                                 timeout=datetime.timedelta(seconds=timeout_s))
         yield device
-    except (RuntimeError, RankStoppedError) as exc:
-        if not (isinstance(exc, dist.DistError | RankStoppedError) or lost_peer(exc)):
+    except RuntimeError as exc:
+        if not (isinstance(exc, dist.DistError) or lost_peer(exc)):
             raise
+        # One line from this rank: the launcher's SIGTERM, coming next, must not add another.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         reason = lost_peer(exc) or " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
         raise PipelineError(f"{where}: another rank of the training job is gone ({reason}); "
-                            f"run the same command again to resume from the last "
-                            f"checkpoint") from None
+                            f"{RERUN}") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         if dist.is_initialized():
