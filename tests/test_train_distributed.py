@@ -1,7 +1,9 @@
 """Data-parallel training on the CPU: two gloo ranks under torchrun train as one process.
 
-The global batch (4 objects x 33 rays: an odd count, so the ranks' shares differ) is drawn
-alike on every rank and its rays split; the one-process run is the reference. Tolerances:
+One job (a module fixture, to launch torchrun only twice): rank 1 is SIGKILLed after the
+first checkpoint, the job is run again, and then resumed by one process. The global batch
+(4 objects x 33 rays: an odd count, so the ranks' shares differ) is drawn alike on every
+rank and its rays split; a one-process run of as many steps is the reference. Tolerances:
 losses relative 1e-5 (fp32 sums in another order); parameters 1e-6 absolute, about 16 ulp
 of the O(1) weights and a thousandth of what one step at lr 1e-3 moves a weight (measured
 2.4e-7 after 8 steps); Adam's first moment (the running mean of the gradients) within 1e-4
@@ -56,8 +58,8 @@ def one_process(experiment: tuple[Path, Path], out: Path, steps: int) -> None:
         torch.set_num_threads(threads)
 
 
-def torchrun(experiment: tuple[Path, Path], out: Path, steps: int) -> subprocess.Popen:
-    """Two gloo ranks of ``pixelnerf train`` under torchrun, output to ``out/log``."""
+def torchrun(experiment: tuple[Path, Path], out: Path, steps: int, log: str) -> subprocess.Popen:
+    """Two gloo ranks of ``pixelnerf train`` under torchrun, output to ``out/<log>``."""
     data, config = experiment
     out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -65,19 +67,19 @@ def torchrun(experiment: tuple[Path, Path], out: Path, steps: int) -> subprocess
                str(config), "--data-root", str(data), "--checkpoints", str(out / "ck"),
                "--out", str(out / "out"), "--device", "cpu", "--steps", str(steps)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(PROJECT_ROOT))
-    log = open(out / "log", "w")  # noqa: SIM115 (closed by the child's exit)
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+    handle = open(out / log, "w")  # noqa: SIM115 (the child writes it until it ends)
+    return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
                             cwd=PROJECT_ROOT)
 
 
-def finish(process: subprocess.Popen, out: Path) -> str:
+def finish(process: subprocess.Popen, out: Path, log: str) -> str:
     """Wait for a torchrun job (at most ``HANG_LIMIT_S``); its output."""
     try:
         process.wait(timeout=HANG_LIMIT_S)
     except subprocess.TimeoutExpired:
         process.kill()
         pytest.fail(f"the job did not end within {HANG_LIMIT_S} s")
-    return (out / "log").read_text()
+    return (out / log).read_text()
 
 
 def assert_losses_match(rows: list[dict[str, float]], reference: list[dict[str, float]]) -> None:
@@ -103,25 +105,6 @@ def assert_same_training(ours: Path, reference: Path) -> None:
         assert (first - ref_first).norm() <= MOMENT_RTOL * ref_first.norm(), index
 
 
-def test_two_ranks_train_as_one_process_and_resume_with_one(experiment, tmp_path):
-    job = torchrun(experiment, tmp_path / "ddp", steps=8)
-    one_process(experiment, tmp_path / "ref", steps=8)
-    log = finish(job, tmp_path / "ddp")
-    assert job.returncode == 0, log
-    ddp, ref = tmp_path / "ddp", tmp_path / "ref"
-    assert_losses_match(read_losses(ddp / "out/losses.csv"), read_losses(ref / "out/losses.csv"))
-    assert_same_training(ddp / "ck", ref / "ck")
-    # Rank 0 alone reports: one summary line, one TensorBoard file, one picture.
-    assert sum(line.startswith('{"steps": 8') for line in log.splitlines()) == 1, log
-    assert len(list((ddp / "out/tb").glob("events.*"))) == 1
-    assert [p.name for p in (ddp / "out/vis").iterdir()] == ["step-0000008.png"]
-    # The world-size-2 checkpoint resumes in one process exactly where one process goes on.
-    one_process(experiment, ddp, steps=12)
-    one_process(experiment, ref, steps=12)
-    assert_losses_match(read_losses(ddp / "out/losses.csv"), read_losses(ref / "out/losses.csv"))
-    assert_same_training(ddp / "ck", ref / "ck")
-
-
 def rank_pid(launcher: int, rank: int) -> int | None:
     """The pid of torchrun worker ``rank`` (a child of ``launcher`` with ``RANK=rank``)."""
     children = Path(f"/proc/{launcher}/task/{launcher}/children")
@@ -145,26 +128,59 @@ def wait_for(condition, limit_s: float, what: str):
     pytest.fail(f"{what} did not happen within {limit_s} s")
 
 
-def test_killed_rank_ends_the_job_with_one_line_and_the_rerun_resumes(experiment, tmp_path):
-    run = tmp_path / "ddp"
-    job = torchrun(experiment, run, steps=1000)
+@pytest.fixture(scope="module")
+def killed_and_rerun(experiment, tmp_path_factory) -> dict:
+    """A two-rank job whose rank 1 is SIGKILLed after the first checkpoint, then run again
+    (4 steps past the checkpoint), beside a one-process run of as many steps."""
+    work = tmp_path_factory.mktemp("killed")
+    run = work / "ddp"
+    job = torchrun(experiment, run, steps=1000, log="killed.log")
     wait_for(lambda: (run / "ck/train_state.pt").exists(), HANG_LIMIT_S, "a checkpoint")
-    victim = wait_for(lambda: rank_pid(job.pid, 1), 5, "finding rank 1")
-    os.kill(victim, signal.SIGKILL)
+    os.kill(wait_for(lambda: rank_pid(job.pid, 1), 5, "finding rank 1"), signal.SIGKILL)
     killed = time.monotonic()
-    log = finish(job, run)
-    assert job.returncode != 0
-    assert time.monotonic() - killed < HANG_LIMIT_S
-    errors = [line for line in log.splitlines() if line.startswith("pixelnerf: error:")]
-    assert len(errors) == 1, log
-    assert "rank 0 of 2: " in errors[0] and "resume from the last checkpoint" in errors[0]
-
+    killed_log = finish(job, run, "killed.log")
+    ended_s = time.monotonic() - killed
     step = torch.load(run / "ck/train_state.pt", weights_only=True)["step"]
-    assert step % TRAIN_KEYS["checkpoint_every"] == 0 and step > 0
-    rerun = torchrun(experiment, run, steps=step + 4)
-    log = finish(rerun, run)
-    assert rerun.returncode == 0, log
-    assert f"at step {step}" in log
-    one_process(experiment, tmp_path / "ref", steps=step + 4)
-    assert_losses_match(read_losses(run / "out/losses.csv"),
-                        read_losses(tmp_path / "ref/out/losses.csv"))
+    rerun = torchrun(experiment, run, steps=step + 4, log="rerun.log")
+    one_process(experiment, work / "ref", steps=step + 4)
+    rerun_log = finish(rerun, run, "rerun.log")
+    return {"experiment": experiment, "run": run, "ref": work / "ref", "step": step,
+            "killed_code": job.returncode, "killed_log": killed_log, "ended_s": ended_s,
+            "rerun_code": rerun.returncode, "rerun_log": rerun_log}
+
+
+def test_killed_rank_ends_the_job_with_one_line(killed_and_rerun):
+    job = killed_and_rerun
+    assert job["killed_code"] != 0
+    assert job["ended_s"] < HANG_LIMIT_S
+    errors = [line for line in job["killed_log"].splitlines()
+              if line.startswith("pixelnerf: error:")]
+    assert len(errors) == 1, job["killed_log"]
+    assert "rank 0 of 2: " in errors[0] and "resume from the last checkpoint" in errors[0]
+    assert job["step"] > 0 and job["step"] % TRAIN_KEYS["checkpoint_every"] == 0
+
+
+def test_rerun_resumes_and_two_ranks_train_as_one_process(killed_and_rerun):
+    job = killed_and_rerun
+    run, ref, step = job["run"], job["ref"], job["step"]
+    assert job["rerun_code"] == 0, job["rerun_log"]
+    assert f"resuming from {run / 'ck' / 'pixel_nerf_latest'} at step {step}" in job["rerun_log"]
+    # Every step's losses (before the kill and after the resume) and the final weights.
+    assert_losses_match(read_losses(run / "out/losses.csv"), read_losses(ref / "out/losses.csv"))
+    assert_same_training(run / "ck", ref / "ck")
+    # Rank 0 alone reports: one summary line; one TensorBoard file per launch; its pictures.
+    summaries = [line for line in job["rerun_log"].splitlines() if line.startswith('{"steps"')]
+    assert len(summaries) == 1, job["rerun_log"]
+    assert len(list((run / "out/tb").glob("events.*"))) == 2
+    assert list((run / "out/vis").glob("step-*.png"))
+
+
+def test_two_rank_checkpoint_resumes_in_one_process(killed_and_rerun):
+    job = killed_and_rerun
+    run, ref, step = job["run"], job["ref"], job["step"]
+    one_process(job["experiment"], run, steps=step + 8)
+    one_process(job["experiment"], ref, steps=step + 8)
+    assert_losses_match(read_losses(run / "out/losses.csv"), read_losses(ref / "out/losses.csv"))
+    assert_same_training(run / "ck", ref / "ck")
+
+
