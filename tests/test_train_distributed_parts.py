@@ -95,6 +95,7 @@ def test_shares_render_what_the_whole_batch_renders():
         parts = []
         for rank in range(2):
             part, draws = share_of_batch(batch, generator(), World(rank=rank, size=2))
+            assert part.src_images is batch.src_images  # every rank encodes every view
             parts.append(renderer(model, part.rays, generator=draws))
     for pass_name in ("coarse", "fine"):
         for key in ("rgb", "depth"):

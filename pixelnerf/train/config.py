@@ -78,6 +78,9 @@ class TrainConfig:
         val_objects: held-out (``val`` split) objects in the validation loss; 0 disables.
         max_views: at most this many views of an object are loaded for training, drawn by
             the reader (published DTU: 49); None loads all.
+        gpus: GPUs of the workflow's training job, one data-parallel process each (the
+            train rule asks for them and passes ``--gpus``); the global batch, and so the
+            training, is the same for every count.
     """
 
     weights: str = "train"
@@ -112,6 +115,7 @@ class TrainConfig:
     cache_mb: int = 4096
     val_objects: int = 4
     max_views: int | None = None
+    gpus: int = 1
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, origin: str = "train") -> TrainConfig:

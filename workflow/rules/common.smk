@@ -4,6 +4,7 @@
 # path: before any job runs, and without touching results already written.
 import hashlib
 import json
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,8 @@ from snakemake.utils import validate
 from pixelnerf.config import CONFIG_SCHEMA, load_experiment, load_schema, load_yaml, schema_path
 from pixelnerf.config import validate as validate_mapping
 from pixelnerf.errors import PipelineError
+from pixelnerf.gpu_slots import SLOT_DIR_ENV as GPU_SLOT_DIR_ENV
+from pixelnerf.train.config import TrainConfig
 
 DEFAULT_DATA_ROOT = load_schema(CONFIG_SCHEMA)["properties"]["data_root"]["default"]
 SOURCES_FILE = "config/sources.yaml"
@@ -141,6 +144,26 @@ def stage_resources(stage, runtime=None):
         "runtime": lambda wildcards, attempt: minutes * attempt,
         "device": config["device"],
     }
+
+
+def train_gpus(wildcards):
+    """GPUs (data-parallel processes) of an experiment's training job: train.gpus."""
+    return TrainConfig.from_mapping(experiment(wildcards.exp)["train"]).gpus
+
+
+def train_resources():
+    """``stage_resources("train")`` with ``train.gpus``: the GPUs asked for and the processes
+    of the job (``pixelnerf train --gpus``); resources, so that another count reruns nothing."""
+    resources = stage_resources("train")
+    on_gpu = resources["gpu"]
+    resources["gpu"] = lambda wildcards: train_gpus(wildcards) * on_gpu
+    resources["processes"] = train_gpus
+    return resources
+
+
+# Local GPU jobs each take free GPUs through lock files here (pixelnerf.gpu_slots); jobs
+# under SLURM keep the devices SLURM gives them.
+os.environ.setdefault(GPU_SLOT_DIR_ENV, os.path.abspath(".snakemake/gpu-slots"))
 
 
 # ----------------------------------------------------------------------------- data

@@ -22,11 +22,11 @@ rule train:
         init=lambda wildcards: init_option(wildcards.exp),
     threads: stage_threads("train")
     resources:
-        **stage_resources("train"),
+        **train_resources(),
     conda:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads:q} pixelnerf train --config {params.config:q} "
         "--data-root {params.data:q} --checkpoints {params.checkpoints:q} "
         "--out {params.out:q} --device {resources.device:q} --weights train "
-        "--steps {params.steps:q} {params.init:q} > {log:q} 2>&1"
+        "--steps {params.steps:q} --gpus {resources.processes:q} {params.init:q} > {log:q} 2>&1"
