@@ -58,14 +58,18 @@ def one_process(experiment: tuple[Path, Path], out: Path, steps: int) -> None:
         torch.set_num_threads(threads)
 
 
-def torchrun(experiment: tuple[Path, Path], out: Path, steps: int, log: str) -> subprocess.Popen:
-    """Two gloo ranks of ``pixelnerf train`` under torchrun, output to ``out/<log>``."""
+def torchrun(experiment: tuple[Path, Path], out: Path, steps: int, log: str,
+             through_gpus_option: bool = False) -> subprocess.Popen:
+    """Two gloo ranks of ``pixelnerf train`` under torchrun, output to ``out/<log>``;
+    ``through_gpus_option``: started as ``pixelnerf train --gpus 2`` (which runs torchrun)."""
     data, config = experiment
     out.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", "pixelnerf.cli", "train", "--config",
+    launcher = (["--gpus", "2"] if through_gpus_option else [])
+    torchrun = ([] if through_gpus_option else
+                ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+    command = [sys.executable, *torchrun, "-m", "pixelnerf.cli", "train", "--config",
                str(config), "--data-root", str(data), "--checkpoints", str(out / "ck"),
-               "--out", str(out / "out"), "--device", "cpu", "--steps", str(steps)]
+               "--out", str(out / "out"), "--device", "cpu", "--steps", str(steps), *launcher]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(PROJECT_ROOT))
     handle = open(out / log, "w")  # noqa: SIM115 (the child writes it until it ends)
     return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
@@ -130,8 +134,9 @@ def wait_for(condition, limit_s: float, what: str):
 
 @pytest.fixture(scope="module")
 def killed_and_rerun(experiment, tmp_path_factory) -> dict:
-    """A two-rank job whose rank 1 is SIGKILLed after the first checkpoint, then run again
-    (4 steps past the checkpoint), beside a one-process run of as many steps."""
+    """A two-rank job (torchrun) whose rank 1 is SIGKILLed after the first checkpoint, then
+    run again (``pixelnerf train --gpus 2``, 4 steps past the checkpoint), beside a
+    one-process run of as many steps."""
     work = tmp_path_factory.mktemp("killed")
     run = work / "ddp"
     job = torchrun(experiment, run, steps=1000, log="killed.log")
@@ -141,7 +146,7 @@ def killed_and_rerun(experiment, tmp_path_factory) -> dict:
     killed_log = finish(job, run, "killed.log")
     ended_s = time.monotonic() - killed
     step = torch.load(run / "ck/train_state.pt", weights_only=True)["step"]
-    rerun = torchrun(experiment, run, steps=step + 4, log="rerun.log")
+    rerun = torchrun(experiment, run, steps=step + 4, log="rerun.log", through_gpus_option=True)
     one_process(experiment, work / "ref", steps=step + 4)
     rerun_log = finish(rerun, run, "rerun.log")
     return {"experiment": experiment, "run": run, "ref": work / "ref", "step": step,

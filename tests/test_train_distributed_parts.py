@@ -13,6 +13,7 @@ from pixelnerf.render.rays import image_rays
 from pixelnerf.train.distributed import (
     SINGLE,
     World,
+    backend_for,
     first_host,
     ray_share,
     share_of_batch,
@@ -22,9 +23,17 @@ from pixelnerf.train.sampling import RayBatch
 
 
 def test_torchrun_environment_is_read_first():
-    env = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "SLURM_PROCID": "0",
-           "SLURM_STEP_NUM_TASKS": "2", "SLURM_JOB_ID": "7"}
-    assert world_from_env(env) == World(rank=3, size=8, local_rank=1, init_method="env://")
+    env = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4",
+           "SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "2", "SLURM_JOB_ID": "7"}
+    assert world_from_env(env) == World(rank=3, size=8, local_rank=1, init_method="env://",
+                                        local_size=4)
+
+
+def test_cpu_ranks_and_ranks_sharing_a_gpu_use_gloo():
+    assert backend_for(World(rank=0, size=2, local_size=2), torch.device("cpu")) == "gloo"
+    # more ranks on this node than it has GPUs: they share one
+    sharing = World(rank=0, size=8, local_size=torch.cuda.device_count() + 1)
+    assert backend_for(sharing, torch.device("cuda")) == "gloo"
 
 
 def test_srun_step_of_several_tasks_meets_on_the_first_node():

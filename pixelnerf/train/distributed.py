@@ -43,13 +43,15 @@ SLURM_PORT_BASE, SLURM_PORT_SPAN = 20000, 20000
 
 @dataclasses.dataclass(frozen=True)
 class World:
-    """This process's place in a training job: ``rank`` of ``size``, ``local_rank`` on its
-    node, and where the group meets (``init_method``; None for a single process)."""
+    """This process's place in a training job: ``rank`` of ``size``, ``local_rank`` of
+    ``local_size`` on its node, and where the group meets (``init_method``; None for a
+    single process)."""
 
     rank: int = 0
     size: int = 1
     local_rank: int = 0
     init_method: str | None = None
+    local_size: int = 1  # ranks on this node (torchrun's LOCAL_WORLD_SIZE)
 
     @property
     def main(self) -> bool:
@@ -91,7 +93,9 @@ def world_from_env(env: Mapping[str, str]) -> World:
     if "RANK" in env and "WORLD_SIZE" in env:
         return World(rank=_int(env, "RANK"), size=_int(env, "WORLD_SIZE"),
                      local_rank=_int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else 0,
-                     init_method="env://")
+                     init_method="env://",
+                     local_size=(_int(env, "LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in env
+                                 else 1))
     if int(env.get("SLURM_STEP_NUM_TASKS", "1") or 1) > 1 and "SLURM_PROCID" in env:
         nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or ""
         host = env.get("MASTER_ADDR") or first_host(nodes)
@@ -111,6 +115,14 @@ def rank_device(world: World, device: torch.device) -> torch.device:
     local = torch.device("cuda", world.local_rank % torch.cuda.device_count())
     torch.cuda.set_device(local)
     return local
+
+
+def backend_for(world: World, device: torch.device) -> str:
+    """NCCL between GPUs; gloo on CPUs and where ranks share a GPU (NCCL refuses two ranks
+    on one device; a check of DDP on a machine with one GPU runs so)."""
+    if device.type == "cuda" and world.local_size <= torch.cuda.device_count():
+        return "nccl"
+    return "gloo"
 
 
 RERUN = "run the same command again to resume from the last checkpoint"
@@ -152,7 +164,7 @@ def process_group(world: World, device: torch.device,
     import torch.distributed as dist
 
     device = rank_device(world, device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = backend_for(world, device)
     where = f"rank {world.rank} of {world.size}"
     previous = signal.signal(signal.SIGTERM, stop_handler(where))
     try:
