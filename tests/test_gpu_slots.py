@@ -25,7 +25,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBE = textwrap.dedent("""
     import json, os, sys, time, types
     import pixelnerf.cli as cli
-    record, hold = sys.argv[1], float(sys.argv[2])
+    record, hold, go = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    open(record + ".ready", "w").close()
+    while not os.path.exists(go):  # every job claims at the same moment
+        time.sleep(0.01)
     probe = types.ModuleType("probe")
     probe.add_arguments = lambda parser: parser.add_argument("--device", default="auto")
     def run(args):
@@ -51,9 +54,10 @@ def slot_env(directory: Path, slots: int) -> dict[str, str]:
                         "PYTHONPATH": str(PROJECT_ROOT)})
 
 
-def start_probe(record: Path, hold_s: float, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", PROBE, str(record), str(hold_s)], env=env,
-                            stderr=subprocess.PIPE, text=True)
+def start_probe(record: Path, hold_s: float, env: dict[str, str], go: Path) -> subprocess.Popen:
+    """A job that claims a slot once ``go`` exists and holds it ``hold_s`` seconds."""
+    return subprocess.Popen([sys.executable, "-c", PROBE, str(record), str(hold_s), str(go)],
+                            env=env, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for(path: Path, limit_s: float) -> bool:
@@ -68,7 +72,11 @@ def wait_for(path: Path, limit_s: float) -> bool:
 def test_concurrent_jobs_hold_at_most_the_slots_and_never_share_one(tmp_path):
     slots, jobs = 2, 6
     env = slot_env(tmp_path / "slots", slots)
-    probes = [start_probe(tmp_path / f"job{i}.json", 0.4, env) for i in range(jobs)]
+    go = tmp_path / "go"
+    probes = [start_probe(tmp_path / f"job{i}.json", 0.4, env, go) for i in range(jobs)]
+    for i in range(jobs):
+        assert wait_for(tmp_path / f"job{i}.json.ready", 60)
+    go.touch()
     for probe in probes:
         assert probe.wait(timeout=60) == 0, probe.stderr.read()
     records = [json.loads((tmp_path / f"job{i}.json").read_text()) for i in range(jobs)]
@@ -85,9 +93,12 @@ def test_concurrent_jobs_hold_at_most_the_slots_and_never_share_one(tmp_path):
 
 def test_killed_job_frees_its_slot(tmp_path):
     env = slot_env(tmp_path / "slots", 1)
-    holder = start_probe(tmp_path / "holder.json", 60, env)
-    assert wait_for(tmp_path / "holder.json.claimed", 30)
-    waiter = start_probe(tmp_path / "waiter.json", 0.1, env)
+    go = tmp_path / "go"
+    go.touch()
+    holder = start_probe(tmp_path / "holder.json", 60, env, go)
+    assert wait_for(tmp_path / "holder.json.claimed", 60)
+    waiter = start_probe(tmp_path / "waiter.json", 0.1, env, go)
+    assert wait_for(tmp_path / "waiter.json.ready", 60)
     time.sleep(1.0)
     assert not (tmp_path / "waiter.json.claimed").exists()  # the one slot is taken
     holder.send_signal(signal.SIGKILL)
