@@ -156,7 +156,7 @@ def lost_peer(exc: BaseException) -> str | None:
 def process_group(world: World, device: torch.device,
                   timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[torch.device]:
     """Join the job's process group (NCCL on CUDA, gloo otherwise) for the block and yield
-    this rank's device; a single process just yields ``device``. A lost rank, a timed-out
+    this rank's device; a single process just yields ``device``. A lost rank or a timed-out
     collective becomes one :class:`PipelineError` line, a stop signal one error line."""
     if not world.distributed:
         yield device
@@ -175,8 +175,10 @@ def process_group(world: World, device: torch.device,
     except RuntimeError as exc:
         if not (isinstance(exc, dist.DistError) or lost_peer(exc)):
             raise
-        # One line from this rank: the launcher's SIGTERM, coming next, must not add another.
+        # One line from this rank: the launcher's SIGTERM, coming next, must neither add
+        # another nor end the process before the line is out.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        previous = signal.SIG_IGN
         reason = lost_peer(exc) or " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
         raise PipelineError(f"{where}: another rank of the training job is gone ({reason}); "
                             f"{RERUN}") from None
