@@ -41,8 +41,8 @@ PROBE = textwrap.dedent("""
             json.dump(entry, handle)
         return 0
     probe.run = run
-    sys.modules["probe"] = probe
-    cli.SUBCOMMANDS["probe"] = ("probe", "record the GPU slot")
+    sys.modules[cli.command_module("probe")] = probe
+    cli.SUBCOMMANDS["probe"] = "record the GPU slot"
     sys.exit(cli.main(["probe", "--device", "auto"]))
 """)
 
