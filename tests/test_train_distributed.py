@@ -1,7 +1,8 @@
 """Data-parallel training on the CPU: two gloo ranks under torchrun train as one process.
 
 One job (a module fixture, to launch torchrun only twice): rank 1 is SIGKILLed after the
-first checkpoint, the job is run again, and then resumed by one process. The global batch
+first checkpoint, the job is run again, and then resumed by one process; two tasks started
+as srun starts them train as one process too. The global batch
 (4 objects x 33 rays: an odd count, so the ranks' shares differ) is drawn alike on every
 rank and its rays split; a one-process run of as many steps is the reference. Tolerances:
 losses relative 1e-5 (fp32 sums in another order); parameters 1e-6 absolute, about 16 ulp
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -198,3 +200,31 @@ def test_two_rank_checkpoint_resumes_in_one_process(killed_and_rerun):
     assert_same_training(run / "ck", ref / "ck")
 
 
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_srun_tasks_train_as_one_process(experiment, killed_and_rerun, tmp_path):
+    """Two tasks as `srun -n 2` starts them (SLURM_* variables, no torchrun)."""
+    data, config = experiment
+    port = free_port()
+    tasks = []
+    for rank in range(2):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(PROJECT_ROOT),
+                   SLURM_JOB_ID="42", SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank),
+                   SLURM_STEP_NUM_TASKS="2", SLURM_STEP_NODELIST="localhost",
+                   MASTER_PORT=str(port))
+        tasks.append(subprocess.Popen(
+            [sys.executable, "-m", "pixelnerf.cli", "train", "--config", str(config),
+             "--data-root", str(data), "--checkpoints", str(tmp_path / "ck"), "--out",
+             str(tmp_path / "out"), "--device", "cpu", "--steps", "2"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [task.communicate(timeout=RUN_LIMIT_S)[0] for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs
+    assert outputs[0].count('{"steps": 2') == 1 and '{"steps"' not in outputs[1]
+    reference = read_losses(killed_and_rerun["ref"] / "out/losses.csv")[:2]
+    assert_losses_match(read_losses(tmp_path / "out/losses.csv"), reference)
