@@ -157,7 +157,8 @@ def print_table(rows: list[dict[str, Any]], device: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="steps/s and validation PSNR of training per precision, and DDP steps/s")
     parser.add_argument("--tiny", action="store_true", help="a tiny model (CPU, CI)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--work", type=Path, default=None,
