@@ -284,6 +284,8 @@ STAGE_SECTIONS = {
 }
 # eval keys that change neither renders nor their metrics
 PRESENTATION_KEYS = {"shards", "report_objects", "report_views", "approx", "table_rows"}
+# train keys that leave the training unchanged (the same global batch on any GPU count)
+TRAIN_RESOURCE_KEYS = {"gpus"}
 
 
 def config_digest(stage):
@@ -294,6 +296,9 @@ def config_digest(stage):
         parts = {name: cfg.get(name) for name in STAGE_SECTIONS[stage]}
         if stage in ("render", "metrics"):
             parts["eval"] = {k: v for k, v in cfg["eval"].items() if k not in PRESENTATION_KEYS}
+        if stage == "train":
+            parts["train"] = {k: v for k, v in cfg["train"].items()
+                              if k not in TRAIN_RESOURCE_KEYS}
         text = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import make_experiment
+from helpers import PROJECT_ROOT
+from helpers.training import make_experiment
 
 from pixelnerf.config import load_experiment
 from pixelnerf.train.loop import RunPaths, train
 from pixelnerf.train.monitor import read_losses
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOSS_RTOL = 1e-5
 PARAM_ATOL = 1e-6
 MOMENT_RTOL = 1e-4

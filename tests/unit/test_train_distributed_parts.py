@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_fixtures import encoded_scene, look_at_origin, tiny_model
+from helpers.model import encoded_scene, look_at_origin, tiny_model
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.render import Renderer

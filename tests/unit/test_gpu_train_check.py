@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from pathlib import Path
 
 import torch
+from helpers import PROJECT_ROOT
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "gpu_train_check.py"
+TOOL = PROJECT_ROOT / "tools" / "gpu_train_check.py"
 
 
 def load_tool():

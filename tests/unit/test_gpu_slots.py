@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import PROJECT_ROOT
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.gpu_slots import SLOT_DIR_ENV, SLOTS_ENV, gpu_slot, slot_count, try_claim
 from pixelnerf.train.launch import rank_threads, torchrun_command
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # A `pixelnerf` subcommand that records the GPU slot it ran on: run through pixelnerf.cli,
 # so the claim is the one every command with --device makes.
