@@ -297,8 +297,7 @@ def config_digest(stage):
         if stage in ("render", "metrics"):
             parts["eval"] = {k: v for k, v in cfg["eval"].items() if k not in PRESENTATION_KEYS}
         if stage == "train":
-            parts["train"] = {k: v for k, v in cfg["train"].items()
-                              if k not in TRAIN_RESOURCE_KEYS}
+            parts["train"] = {k: v for k, v in cfg["train"].items() if k not in TRAIN_RESOURCE_KEYS}
         text = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
