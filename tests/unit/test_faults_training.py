@@ -12,7 +12,7 @@ import torch
 from pixelnerf.cli import main
 from pixelnerf.errors import PipelineError
 from pixelnerf.model import PixelNeRF, load_checkpoint
-from pixelnerf.train import loop
+from pixelnerf.train import distributed
 from pixelnerf.train.checkpoint import STATE, Checkpointer
 from pixelnerf.train.divergence import check_step
 
@@ -35,7 +35,7 @@ def _args(config, name: str) -> list[str]:
 def _diverge_at(monkeypatch, kind: str) -> None:
     """From step BAD_STEP on, the loss (or one gradient) of every step is NaN (or inf)."""
     calls = []
-    original = loop.batch_losses
+    original = distributed.batch_losses  # what the training step's objective calls
 
     def faulty(model, *args, **kwargs):
         losses = original(model, *args, **kwargs)
@@ -48,7 +48,7 @@ def _diverge_at(monkeypatch, kind: str) -> None:
                 weight.register_hook(lambda grad: grad * math.inf)
         return losses
 
-    monkeypatch.setattr(loop, "batch_losses", faulty)
+    monkeypatch.setattr(distributed, "batch_losses", faulty)
 
 
 @pytest.mark.parametrize("kind", ["loss", "gradient"])
