@@ -1,7 +1,7 @@
 """Training speed on a GPU: steps/s and validation PSNR in fp32, TF32 and bf16 at the
 published sn64 model size, and the steps/s of data-parallel training (DDP).
 
-    python tools/gpu_train_check.py              # a GPU machine: about 2 minutes
+    python tools/gpu_train_check.py              # a GPU machine: under 2 minutes
     python tools/gpu_train_check.py --tiny       # a tiny model on the CPU (CI)
 
 ``main -> prepare (synthesize) -> measure per precision -> measure_ddp (torchrun of this
@@ -49,7 +49,7 @@ PRECISIONS = {"fp32": {"bf16": False, "tf32": False},
 
 
 # Sizes of a run: the published sn64 size on a GPU, a tiny model for the CPU.
-FULL = {"steps": 300, "warmup": 10, "ddp_steps": 100, "time_box_s": 20.0,
+FULL = {"steps": 200, "warmup": 10, "ddp_steps": 60, "time_box_s": 15.0,
         "synth": {"categories": ["chair", "car"], "train_objects": 8, "val_objects": 2,
                   "test_objects": 0, "views": 12, "image_size": 64}}
 TINY = {"steps": 4, "warmup": 1, "ddp_steps": 3, "time_box_s": 60.0,
@@ -159,8 +159,13 @@ def print_table(rows: list[dict[str, Any]], device: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="steps/s and validation PSNR of training per precision, and DDP steps/s")
-    parser.add_argument("--tiny", action="store_true", help="a tiny model (CPU, CI)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    # The prepared GPU check (tools/gpu_check.sh) says its device in GPU_CHECK_DEVICE; its
+    # CPU dry run wants the tiny sizes.
+    check_device = os.environ.get("GPU_CHECK_DEVICE")
+    parser.add_argument("--tiny", action="store_true", default=check_device == "cpu",
+                        help="a tiny model (CPU, CI; the default when GPU_CHECK_DEVICE=cpu)")
+    parser.add_argument("--device", default=check_device or "auto",
+                        help="auto | cpu | cuda (default: GPU_CHECK_DEVICE, else auto)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the synthesized data (default: a temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
         gpus = torch.cuda.device_count() if device.type == "cuda" else 0
         processes = gpus if gpus >= 2 else 2
-        ddp = measure_ddp(args, processes, limit_s=size["time_box_s"] + 60)
+        ddp = measure_ddp(args, processes, limit_s=size["time_box_s"] + 30)
         rows.append({"mode": "ddp", "processes": processes, **ddp,
                      "note": ddp["note"] or ("on one GPU" if gpus == 1 else "")})
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
