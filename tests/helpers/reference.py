@@ -77,6 +77,20 @@ def optional(array: np.ndarray) -> torch.Tensor | None:
     return None if array.size == 0 else torch.from_numpy(array)
 
 
+def encode_sources(model: PixelNeRF, vectors: dict[str, np.ndarray], device: str) -> PixelNeRF:
+    """``model.encode`` on a reference case's source views: ``images (NS, 3, H, W)``,
+    ``poses (NS, 4, 4)``, ``focal`` and optional ``c``, all moved to ``device``; returns it."""
+    c = optional(vectors["c"])
+    with torch.no_grad():
+        model.encode(
+            torch.from_numpy(vectors["images"]).to(device),
+            torch.from_numpy(vectors["poses"]).to(device),
+            torch.from_numpy(vectors["focal"]).to(device),
+            None if c is None else c.to(device),
+        )
+    return model
+
+
 def parse_state_dict_listing(path: Path) -> dict[str, tuple[list[int], torch.dtype]]:
     """``key [d0, d1] dtype`` per line -> {key: (shape, dtype)}."""
     listing = {}

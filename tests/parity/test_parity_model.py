@@ -5,20 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.reference import DEVICES, NETWORK_ATOL, optional, reference_model
+from helpers.reference import DEVICES, NETWORK_ATOL, encode_sources, reference_model
 
 
 def encoded_model(reference_root, vectors, device):
-    model = reference_model(reference_root, torch.device(device))
-    c = optional(vectors["c"])
-    with torch.no_grad():
-        model.encode(
-            torch.from_numpy(vectors["images"]).to(device),
-            torch.from_numpy(vectors["poses"]).to(device),
-            torch.from_numpy(vectors["focal"]).to(device),
-            None if c is None else c.to(device),
-        )
-    return model
+    return encode_sources(reference_model(reference_root, torch.device(device)), vectors, device)
 
 
 @pytest.mark.parametrize("device", DEVICES)

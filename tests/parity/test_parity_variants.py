@@ -14,7 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.reference import DEVICES, NETWORK_ATOL, fill_deterministic, optional
+from helpers.reference import (
+    DEVICES,
+    NETWORK_ATOL,
+    encode_sources,
+    fill_deterministic,
+)
 
 from pixelnerf.config import EXPERIMENT_SCHEMA, load_yaml, validate
 from pixelnerf.errors import PipelineError
@@ -80,17 +85,7 @@ def weighted_model(name: str) -> PixelNeRF:
 
 def case_model(name: str, device: str) -> PixelNeRF:
     """:func:`weighted_model` on ``device``, its source views encoded."""
-    case = CASES[name]
-    model = weighted_model(name).to(device)
-    c = optional(case["c"])
-    with torch.no_grad():
-        model.encode(
-            torch.from_numpy(case["images"]).to(device),
-            torch.from_numpy(case["poses"]).to(device),
-            torch.from_numpy(case["focal"]).to(device),
-            None if c is None else c.to(device),
-        )
-    return model
+    return encode_sources(weighted_model(name).to(device), CASES[name], device)
 
 
 def test_fixture_holds_both_variants() -> None:
