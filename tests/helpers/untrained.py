@@ -1,5 +1,5 @@
-"""A working folder for the step commands without training: the tiny demo data, its config and
-a seeded untrained model, plus the render and metrics command lines run inside it."""
+"""The tiny demo without training: its experiment config, a seeded untrained model, a working
+folder holding both with the data, and the render and metrics command lines run inside it."""
 
 from __future__ import annotations
 
@@ -16,19 +16,31 @@ from pixelnerf.io import atomic_torch_save
 from pixelnerf.model import PixelNeRF
 
 
+def demo_experiment(synth: dict[str, Any]) -> dict[str, Any]:
+    """The demo experiment config with the tiny demo's overrides, synthesizing ``synth``."""
+    base = yaml.safe_load((PROJECT_ROOT / "config" / "experiments" / "demo.yaml").read_text())
+    experiment = merged(base, TINY_DEMO)
+    experiment["dataset"]["synth"] = synth
+    return experiment
+
+
+def save_untrained_model(experiment: dict[str, Any], path: Path) -> Path:
+    """Write the state dict of the experiment's model, seeded (0) and untrained, to ``path``."""
+    torch.manual_seed(0)
+    model = PixelNeRF.from_config(experiment["model"], pretrained_encoder=False)
+    atomic_torch_save(model.state_dict(), path)
+    return path
+
+
 def untrained_work(root: Path, synth: dict[str, Any], **train: Any) -> Path:
     """Write ``root/data/demo`` (synthesized from ``synth``), ``root/demo.yaml`` (the tiny
     demo experiment, its ``train`` section updated with ``train``) and ``root/model.pt`` (a
     seeded untrained model); returns ``root``."""
-    base = yaml.safe_load((PROJECT_ROOT / "config" / "experiments" / "demo.yaml").read_text())
-    experiment = merged(base, TINY_DEMO)
-    experiment["dataset"]["synth"] = synth
+    experiment = demo_experiment(synth)
     experiment["train"].update(train)
     synthesize(SynthSettings.from_mapping(synth), root / "data" / "demo")
     (root / "demo.yaml").write_text(yaml.safe_dump(experiment))
-    torch.manual_seed(0)
-    model = PixelNeRF.from_config(experiment["model"], pretrained_encoder=False)
-    atomic_torch_save(model.state_dict(), root / "model.pt")
+    save_untrained_model(experiment, root / "model.pt")
     return root
 
 
