@@ -17,6 +17,7 @@ import torch
 from helpers.reference import (
     DEVICES,
     NETWORK_ATOL,
+    assert_network_outputs,
     encode_sources,
     fill_deterministic,
 )
@@ -141,20 +142,11 @@ def test_global_latent_matches(name: str, device: str) -> None:
 @pytest.mark.parametrize("fold", [False, True], ids=["per_point", "folded"])
 @pytest.mark.parametrize("name", FORWARD)
 def test_network_outputs_match(name: str, fold: bool, device: str) -> None:
-    case = CASES[name]
     model = case_model(name, device)
     if fold:
         model.fold_latent_terms()
     for coarse in (True, False):
-        with torch.no_grad():
-            out = model(
-                torch.from_numpy(case["xyz"]).to(device),
-                coarse=coarse,
-                viewdirs=torch.from_numpy(case["viewdirs"]).to(device),
-            )
-        expected = case["out_coarse" if coarse else "out_fine"]
-        assert out.shape == expected.shape
-        np.testing.assert_allclose(out.cpu().numpy(), expected, rtol=0, atol=NETWORK_ATOL)
+        assert_network_outputs(model, CASES[name], device, coarse)
 
 
 @pytest.mark.parametrize("name", INIT)
