@@ -39,6 +39,19 @@ class Fetched:
     sha256: str
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What one download keeps across its attempts: the ``.part`` file, the name its
+    messages use, the size it should reach (None: unknown) and how it reads and reports."""
+
+    part: Path
+    label: str
+    expected_size: int | None
+    chunk_bytes: int
+    timeout_s: float
+    show_progress: bool
+
+
 class _DroppedError(Exception):
     """The connection ended before the announced end of the body."""
 
@@ -91,16 +104,8 @@ def _content_length(response: requests.Response) -> int | None:
     return int(value)
 
 
-def _attempt(
-    session: requests.Session,
-    resolve: Resolver,
-    part: Path,
-    label: str,
-    expected_size: int | None,
-    chunk_bytes: int,
-    timeout_s: float,
-    show_progress: bool,
-) -> Fetched:
+def _attempt(session: requests.Session, resolve: Resolver, target: _Target) -> Fetched:
+    part, label, expected_size = target.part, target.label, target.expected_size
     offset = part.stat().st_size if part.exists() else 0
     if expected_size is not None and offset > expected_size:
         part.unlink()
@@ -110,7 +115,7 @@ def _attempt(
         url = resolve(session)
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
-            response = session.get(url, headers=headers, stream=True, timeout=timeout_s)
+            response = session.get(url, headers=headers, stream=True, timeout=target.timeout_s)
         except requests.RequestException as exc:
             raise connection_error(exc, urlsplit(url).netloc, label) from exc
         with response:
@@ -118,7 +123,8 @@ def _attempt(
                 match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
                 if match and int(match.group(1)) == offset:
                     # The previous run received every byte but stopped before renaming.
-                    return Fetched(offset, _hash_prefix(part, offset, chunk_bytes).hexdigest())
+                    prefix = _hash_prefix(part, offset, target.chunk_bytes)
+                    return Fetched(offset, prefix.hexdigest())
                 part.unlink()
                 offset = 0
                 continue
@@ -137,22 +143,13 @@ def _attempt(
                         offset = 0
                         continue
                     offset = 0
-            return _receive(
-                response, part, offset, label, expected_size, chunk_bytes, show_progress
-            )
+            return _receive(response, target, offset)
 
 
-def _receive(
-    response: requests.Response,
-    part: Path,
-    offset: int,
-    label: str,
-    expected_size: int | None,
-    chunk_bytes: int,
-    show_progress: bool,
-) -> Fetched:
+def _receive(response: requests.Response, target: _Target, offset: int) -> Fetched:
+    part, label, chunk_bytes = target.part, target.label, target.chunk_bytes
     length = _content_length(response)
-    total = offset + length if length is not None else expected_size
+    total = offset + length if length is not None else target.expected_size
     digest = _hash_prefix(part, offset, chunk_bytes) if offset else hashlib.sha256()
     received = 0
     try:
@@ -165,7 +162,7 @@ def _receive(
                 unit_scale=True,
                 unit_divisor=1024,
                 desc=label,
-                disable=not show_progress,
+                disable=not target.show_progress,
                 file=sys.stderr,
             ) as bar,
         ):
@@ -207,20 +204,12 @@ def download_file(
     part.parent.mkdir(parents=True, exist_ok=True)
     own_session = session is None
     session = session or new_session()
+    target = _Target(part, label, expected_size, chunk_bytes, timeout_s, show_progress)
     try:
         attempt = 0
         while True:
             try:
-                return _attempt(
-                    session,
-                    resolve,
-                    part,
-                    label,
-                    expected_size,
-                    chunk_bytes,
-                    timeout_s,
-                    show_progress,
-                )
+                return _attempt(session, resolve, target)
             except _DroppedError as exc:
                 if attempt >= retries:
                     raise PipelineError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,48 @@ def write_fake_renders(renders: Path, setting: str, selections: dict[str, Any],
     manifest = renders / setting / "shard-0-of-1.json"
     manifest.write_text(json.dumps({"setting": setting, "objects": sorted(selections)}))
     return manifest
+
+
+@dataclass(frozen=True)
+class DemoMetricsInputs:
+    """The tiny demo's test split with fake renders for its first setting: what the
+    metrics step reads. ``config`` is the dict written to ``config_path``."""
+
+    config_path: Path
+    config: dict[str, Any]
+    data_root: Path
+    dataset: Any
+    setting: str
+    selections: dict[str, Any]
+    categories: dict[str, str]
+    renders: Path
+    manifest: Path
+
+    def cli_args(self, out: Path, lpips_weights: Path) -> list[str]:
+        """``pixelnerf metrics`` on these inputs, on the CPU, writing ``out``."""
+        return ["metrics", "--config", str(self.config_path), "--data-root",
+                str(self.data_root), "--manifest", str(self.manifest), "--renders",
+                str(self.renders), "--out", str(out), "--lpips-weights", str(lpips_weights),
+                "--device", "cpu", "--no-progress"]
+
+
+def demo_metrics_inputs(project_root: Path, tmp_path: Path) -> DemoMetricsInputs:
+    """Synthesize the tiny demo under ``tmp_path/data`` and write fake renders under
+    ``tmp_path/render`` for every object of the protocol's first setting."""
+    from pixelnerf.data import open_dataset
+    from pixelnerf.eval.config import EvalConfig
+    from pixelnerf.eval.protocol import Protocol
+
+    data_root = tmp_path / "data"
+    config_path, config = tiny_demo_config(project_root, data_root, tmp_path / "demo.yaml")
+    dataset = open_dataset("dvr", data_root / "demo_tiny", "test")
+    protocol = Protocol.from_config(EvalConfig.of_experiment(config))
+    setting = protocol.setting_names[0]
+    n_views = dataset[0]["images"].shape[0]
+    selections = {e.object_id: protocol.select(setting, e.object_id, n_views)
+                  for e in dataset.entries}
+    categories = {e.object_id: e.category for e in dataset.entries}
+    renders = tmp_path / "render"
+    manifest = write_fake_renders(renders, setting, selections, categories, data_root)
+    return DemoMetricsInputs(config_path, config, data_root, dataset, setting, selections,
+                             categories, renders, manifest)

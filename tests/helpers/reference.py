@@ -77,6 +77,35 @@ def optional(array: np.ndarray) -> torch.Tensor | None:
     return None if array.size == 0 else torch.from_numpy(array)
 
 
+def encode_sources(model: PixelNeRF, vectors: dict[str, np.ndarray], device: str) -> PixelNeRF:
+    """``model.encode`` on a reference case's source views: ``images (NS, 3, H, W)``,
+    ``poses (NS, 4, 4)``, ``focal`` and optional ``c``, all moved to ``device``; returns it."""
+    c = optional(vectors["c"])
+    with torch.no_grad():
+        model.encode(
+            torch.from_numpy(vectors["images"]).to(device),
+            torch.from_numpy(vectors["poses"]).to(device),
+            torch.from_numpy(vectors["focal"]).to(device),
+            None if c is None else c.to(device),
+        )
+    return model
+
+
+def assert_network_outputs(model: PixelNeRF, vectors: dict[str, np.ndarray], device: str,
+                           coarse: bool) -> None:
+    """The encoded ``model`` on a case's ``xyz`` and ``viewdirs`` equals its ``out_coarse``
+    or ``out_fine`` (SB, B, 4) within :data:`NETWORK_ATOL`."""
+    with torch.no_grad():
+        out = model(
+            torch.from_numpy(vectors["xyz"]).to(device),
+            coarse=coarse,
+            viewdirs=torch.from_numpy(vectors["viewdirs"]).to(device),
+        )
+    expected = vectors["out_coarse" if coarse else "out_fine"]
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out.cpu().numpy(), expected, rtol=0, atol=NETWORK_ATOL)
+
+
 def parse_state_dict_listing(path: Path) -> dict[str, tuple[list[int], torch.dtype]]:
     """``key [d0, d1] dtype`` per line -> {key: (shape, dtype)}."""
     listing = {}

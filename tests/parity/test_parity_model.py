@@ -5,20 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.reference import DEVICES, NETWORK_ATOL, optional, reference_model
+from helpers.reference import (
+    DEVICES,
+    NETWORK_ATOL,
+    assert_network_outputs,
+    encode_sources,
+    reference_model,
+)
 
 
 def encoded_model(reference_root, vectors, device):
-    model = reference_model(reference_root, torch.device(device))
-    c = optional(vectors["c"])
-    with torch.no_grad():
-        model.encode(
-            torch.from_numpy(vectors["images"]).to(device),
-            torch.from_numpy(vectors["poses"]).to(device),
-            torch.from_numpy(vectors["focal"]).to(device),
-            None if c is None else c.to(device),
-        )
-    return model
+    return encode_sources(reference_model(reference_root, torch.device(device)), vectors, device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -33,13 +30,5 @@ def test_latent_matches(reference_root, vectors, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("coarse", [True, False], ids=["coarse", "fine"])
 def test_network_outputs_match(reference_root, vectors, device, coarse):
-    model = encoded_model(reference_root, vectors, device)
-    with torch.no_grad():
-        out = model(
-            torch.from_numpy(vectors["xyz"]).to(device),
-            coarse=coarse,
-            viewdirs=torch.from_numpy(vectors["viewdirs"]).to(device),
-        )
-    expected = vectors["out_coarse" if coarse else "out_fine"]
-    assert out.shape == expected.shape
-    np.testing.assert_allclose(out.cpu().numpy(), expected, rtol=0, atol=NETWORK_ATOL)
+    assert_network_outputs(encoded_model(reference_root, vectors, device), vectors, device,
+                           coarse)

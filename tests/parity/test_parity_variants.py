@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.reference import DEVICES, NETWORK_ATOL, fill_deterministic, optional
+from helpers.reference import (
+    DEVICES,
+    NETWORK_ATOL,
+    assert_network_outputs,
+    encode_sources,
+    fill_deterministic,
+)
 
 from pixelnerf.config import EXPERIMENT_SCHEMA, load_yaml, validate
 from pixelnerf.errors import PipelineError
@@ -80,17 +86,7 @@ def weighted_model(name: str) -> PixelNeRF:
 
 def case_model(name: str, device: str) -> PixelNeRF:
     """:func:`weighted_model` on ``device``, its source views encoded."""
-    case = CASES[name]
-    model = weighted_model(name).to(device)
-    c = optional(case["c"])
-    with torch.no_grad():
-        model.encode(
-            torch.from_numpy(case["images"]).to(device),
-            torch.from_numpy(case["poses"]).to(device),
-            torch.from_numpy(case["focal"]).to(device),
-            None if c is None else c.to(device),
-        )
-    return model
+    return encode_sources(weighted_model(name).to(device), CASES[name], device)
 
 
 def test_fixture_holds_both_variants() -> None:
@@ -146,20 +142,11 @@ def test_global_latent_matches(name: str, device: str) -> None:
 @pytest.mark.parametrize("fold", [False, True], ids=["per_point", "folded"])
 @pytest.mark.parametrize("name", FORWARD)
 def test_network_outputs_match(name: str, fold: bool, device: str) -> None:
-    case = CASES[name]
     model = case_model(name, device)
     if fold:
         model.fold_latent_terms()
     for coarse in (True, False):
-        with torch.no_grad():
-            out = model(
-                torch.from_numpy(case["xyz"]).to(device),
-                coarse=coarse,
-                viewdirs=torch.from_numpy(case["viewdirs"]).to(device),
-            )
-        expected = case["out_coarse" if coarse else "out_fine"]
-        assert out.shape == expected.shape
-        np.testing.assert_allclose(out.cpu().numpy(), expected, rtol=0, atol=NETWORK_ATOL)
+        assert_network_outputs(model, CASES[name], device, coarse)
 
 
 @pytest.mark.parametrize("name", INIT)

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from helpers.demo import TINY_DEMO, merged
+from helpers import PROJECT_ROOT
+from helpers.untrained import metrics_args, render_args, untrained_work
 
 from pixelnerf.cli import main
-from pixelnerf.data.demo import SynthSettings, synthesize
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import FAULT_ENOSPC_ENV, atomic_save_png, atomic_torch_save, atomic_write_text
-from pixelnerf.model import PixelNeRF
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SYNTH = {"categories": ["chair", "car"], "train_objects": 2, "val_objects": 0,
          "test_objects": 1, "views": 4, "image_size": 16}
 
@@ -61,28 +58,8 @@ def no_temporaries(folder: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("disk")
-    base = yaml.safe_load((PROJECT_ROOT / "config" / "experiments" / "demo.yaml").read_text())
-    experiment = merged(base, TINY_DEMO)
-    experiment["dataset"]["synth"] = SYNTH
-    experiment["train"].update(steps=8, checkpoint_every=4, val_every=0, vis_every=0)
-    synthesize(SynthSettings.from_mapping(SYNTH), root / "data" / "demo")
-    (root / "demo.yaml").write_text(yaml.safe_dump(experiment))
-    torch.manual_seed(0)
-    model = PixelNeRF.from_config(experiment["model"], pretrained_encoder=False)
-    atomic_torch_save(model.state_dict(), root / "model.pt")
-    return root
-
-
-def render_args(out: str) -> list[str]:
-    return ["render", "--config", "demo.yaml", "--data-root", "data", "--checkpoint",
-            "model.pt", "--setting", "1v", "--out", out, "--device", "cpu", "--no-progress"]
-
-
-def metrics_args(renders: str, out: str) -> list[str]:
-    return ["metrics", "--config", "demo.yaml", "--data-root", "data", "--manifest",
-            f"{renders}/1v/shard-0-of-1.json", "--renders", renders, "--out", out,
-            "--device", "cpu", "--lpips-weights", "none.pth", "--no-progress"]
+    return untrained_work(tmp_path_factory.mktemp("disk"), SYNTH, steps=8, checkpoint_every=4,
+                          val_every=0, vis_every=0)
 
 
 def table_args(metrics: str, out: str) -> list[str]:

@@ -8,46 +8,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-import yaml
-from helpers.demo import TINY_DEMO, merged
+from helpers.untrained import metrics_args, render_args, untrained_work
 
 from pixelnerf.cli import main
-from pixelnerf.data.demo import SynthSettings, synthesize
-from pixelnerf.io import atomic_torch_save
-from pixelnerf.model import PixelNeRF
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SYNTH = {"categories": ["chair", "car"], "train_objects": 1, "val_objects": 0,
          "test_objects": 1, "views": 4, "image_size": 16}
 
 
 @pytest.fixture()
 def work(tmp_path) -> Path:
-    base = yaml.safe_load((PROJECT_ROOT / "config" / "experiments" / "demo.yaml").read_text())
-    experiment = merged(base, TINY_DEMO)
-    experiment["dataset"]["synth"] = SYNTH
-    experiment["train"].update(steps=2, checkpoint_every=2, val_every=0, vis_every=0)
-    synthesize(SynthSettings.from_mapping(SYNTH), tmp_path / "data" / "demo")
-    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(experiment))
-    torch.manual_seed(0)
-    model = PixelNeRF.from_config(experiment["model"], pretrained_encoder=False)
-    atomic_torch_save(model.state_dict(), tmp_path / "model.pt")
-    return tmp_path
+    return untrained_work(tmp_path, SYNTH, steps=2, checkpoint_every=2, val_every=0,
+                          vis_every=0)
 
 
 def render(work: Path, monkeypatch) -> int:
     monkeypatch.chdir(work)
-    return main(["render", "--config", "demo.yaml", "--data-root", "data", "--checkpoint",
-                 "model.pt", "--setting", "1v", "--out", "r", "--device", "cpu",
-                 "--no-progress"])
+    return main(render_args("r"))
 
 
 def metrics(work: Path, monkeypatch) -> int:
     monkeypatch.chdir(work)
-    return main(["metrics", "--config", "demo.yaml", "--data-root", "data", "--manifest",
-                 "r/1v/shard-0-of-1.json", "--renders", "r", "--out", "m.csv", "--device",
-                 "cpu", "--lpips-weights", "none.pth", "--no-progress"])
+    return main(metrics_args("r", "m.csv"))
 
 
 def train(work: Path, monkeypatch) -> int:

@@ -30,13 +30,10 @@ def test_metrics_step_lpips_equals_lpips_called_directly(tmp_path: Path, project
                                                          monkeypatch) -> None:
     import lpips
     import torchvision
-    from helpers.evaluation import tiny_demo_config, write_fake_renders
+    from helpers.evaluation import demo_metrics_inputs
 
     from pixelnerf import cli
-    from pixelnerf.data import open_dataset
-    from pixelnerf.eval.config import EvalConfig
     from pixelnerf.eval.object_scores import read_rows
-    from pixelnerf.eval.protocol import Protocol
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
@@ -58,25 +55,13 @@ def test_metrics_step_lpips_equals_lpips_called_directly(tmp_path: Path, project
     cache.mkdir(parents=True)
     (cache / VGG16_CACHE_NAME).symlink_to(configured)
 
-    data_root = tmp_path / "data"
-    config_path, config = tiny_demo_config(project_root, data_root, tmp_path / "demo.yaml")
-    dataset = open_dataset("dvr", data_root / "demo_tiny", "test")
-    protocol = Protocol.from_config(EvalConfig.of_experiment(config))
-    setting = protocol.setting_names[0]
-    n_views = dataset[0]["images"].shape[0]
-    selections = {e.object_id: protocol.select(setting, e.object_id, n_views)
-                  for e in dataset.entries}
-    categories = {e.object_id: e.category for e in dataset.entries}
-    renders = tmp_path / "render"
-    manifest = write_fake_renders(renders, setting, selections, categories, data_root)
+    inputs = demo_metrics_inputs(project_root, tmp_path)
+    dataset, setting, selections = inputs.dataset, inputs.setting, inputs.selections
     out = tmp_path / "metrics.csv"
     # a batch size that splits every object's views: batching must not change the values
-    config["eval"].update(lpips_batch_size=2, baselines=False)
-    config_path.write_text(yaml.safe_dump(config))
-    assert cli.main(["metrics", "--config", str(config_path), "--data-root", str(data_root),
-                     "--manifest", str(manifest), "--renders", str(renders), "--out",
-                     str(out), "--lpips-weights", str(configured), "--device", "cpu",
-                     "--no-progress"]) == 0
+    inputs.config["eval"].update(lpips_batch_size=2, baselines=False)
+    inputs.config_path.write_text(yaml.safe_dump(inputs.config))
+    assert cli.main(inputs.cli_args(out, configured)) == 0
     rows = read_rows(out)
     assert len(rows) == len(selections)
     ours = {row.object_id: row.lpips for row in rows}
@@ -90,7 +75,7 @@ def test_metrics_step_lpips_equals_lpips_called_directly(tmp_path: Path, project
     for index, entry in enumerate(dataset.entries):
         targets = list(selections[entry.object_id].targets)
         truth = dataset[index]["images"][targets]  # (N, 3, H, W) in [-1, 1], RGB
-        folder = renders / setting / entry.object_id
+        folder = inputs.renders / setting / entry.object_id
         pngs = np.stack([iio.imread(folder / f"{v:06d}.png")[..., :3] for v in targets])
         render = torch.from_numpy(pngs).permute(0, 3, 1, 2).float() / 255.0 * 2.0 - 1.0
         with torch.no_grad():

@@ -208,30 +208,16 @@ def test_metrics_cli_on_demo_data(tmp_path, project_root, torch_home, capsys) ->
     import csv
 
     import imageio.v3 as iio
-    from helpers.evaluation import ground_truth_png, tiny_demo_config, write_fake_renders
+    from helpers.evaluation import demo_metrics_inputs, ground_truth_png
 
     from pixelnerf import cli
-    from pixelnerf.data import open_dataset
-    from pixelnerf.eval.config import EvalConfig
-    from pixelnerf.eval.protocol import Protocol
 
-    data_root = tmp_path / "data"
-    config_path, config = tiny_demo_config(project_root, data_root, tmp_path / "demo.yaml")
-    dataset = open_dataset("dvr", data_root / "demo_tiny", "test")
-    protocol = Protocol.from_config(EvalConfig.of_experiment(config))
-    setting = protocol.setting_names[0]
-    n_views = dataset[0]["images"].shape[0]
-    selections = {e.object_id: protocol.select(setting, e.object_id, n_views)
-                  for e in dataset.entries}
-    categories = {e.object_id: e.category for e in dataset.entries}
-    renders = tmp_path / "render"
-    manifest = write_fake_renders(renders, setting, selections, categories, data_root)
+    inputs = demo_metrics_inputs(project_root, tmp_path)
+    config, data_root, renders = inputs.config, inputs.data_root, inputs.renders
+    setting, selections, categories = inputs.setting, inputs.selections, inputs.categories
     out = tmp_path / "metrics.csv"
     missing = tmp_path / "no-such-vgg.pth"
-    status = cli.main(["metrics", "--config", str(config_path), "--data-root", str(data_root),
-                       "--manifest", str(manifest), "--renders", str(renders),
-                       "--out", str(out), "--lpips-weights", str(missing), "--device", "cpu",
-                       "--no-progress"])
+    status = cli.main(inputs.cli_args(out, missing))
     assert status == 0
     captured = capsys.readouterr()
     lines = [line for line in (captured.out + captured.err).splitlines() if "LPIPS" in line]

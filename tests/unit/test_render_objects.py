@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import PROJECT_ROOT
-from helpers.demo import TINY_DEMO, merged
+from helpers.demo import merged
+from helpers.untrained import demo_experiment, save_untrained_model
 
 from pixelnerf.cli import main
 from pixelnerf.data.demo import SynthSettings, synthesize
@@ -29,17 +29,12 @@ SYNTH = {"categories": ["chair", "car"], "train_objects": 1, "val_objects": 0,
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("render")
-    base = yaml.safe_load((PROJECT_ROOT / "config" / "experiments" / "demo.yaml").read_text())
-    experiment = merged(base, TINY_DEMO)
-    experiment["dataset"]["synth"] = SYNTH
+    experiment = demo_experiment(SYNTH)
     experiment["eval"]["ray_batch"] = 100  # several renderer calls per object
     synthesize(SynthSettings.from_mapping(SYNTH), root / "data" / "demo")
     config = root / "demo.yaml"
     config.write_text(yaml.safe_dump(experiment))
-    torch.manual_seed(0)
-    model = PixelNeRF.from_config(experiment["model"], pretrained_encoder=False)
-    checkpoint = root / "pixel_nerf_latest"
-    atomic_torch_save(model.state_dict(), checkpoint)
+    checkpoint = save_untrained_model(experiment, root / "pixel_nerf_latest")
     return {"root": root, "experiment": experiment, "config": config, "checkpoint": checkpoint}
 
 

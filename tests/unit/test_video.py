@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 from helpers import PROJECT_ROOT
-from helpers.demo import TINY_DEMO, merged
+from helpers.untrained import demo_experiment, save_untrained_model
 
 import pixelnerf.render as R
 from pixelnerf.cli import main
@@ -19,8 +19,6 @@ from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.eval.inference import Cameras, load_model, open_split, to_uint8
 from pixelnerf.eval.protocol import Protocol, stable_seed
-from pixelnerf.io import atomic_torch_save
-from pixelnerf.model import PixelNeRF
 from pixelnerf.video import (
     VideoSettings,
     dtu_spline_poses,
@@ -49,17 +47,12 @@ def _split(experiment: dict, data_root: Path):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("video")
-    base = yaml.safe_load((PROJECT_ROOT / "config" / "experiments" / "demo.yaml").read_text())
-    experiment = merged(base, TINY_DEMO)
-    experiment["dataset"]["synth"] = SYNTH
+    experiment = demo_experiment(SYNTH)
     # One frame a renderer call, so a direct render of frame 0 draws the same sample offsets.
     experiment["eval"]["ray_batch"] = SYNTH["image_size"] ** 2
     experiment["video"] = {"frames": FRAMES, "fps": FPS, "elevation": ELEVATION}
     synthesize(SynthSettings.from_mapping(SYNTH), root / "data" / "demo")
-    torch.manual_seed(0)
-    model = PixelNeRF.from_config(experiment["model"], pretrained_encoder=False)
-    checkpoint = root / "pixel_nerf_latest"
-    atomic_torch_save(model.state_dict(), checkpoint)
+    checkpoint = save_untrained_model(experiment, root / "pixel_nerf_latest")
     object_id = _split(experiment, root / "data")[0]["object_id"]
     return {"root": root, "experiment": experiment, "checkpoint": checkpoint,
             "object_id": object_id}
