@@ -81,8 +81,19 @@ def load_model(model_config: Mapping[str, Any], checkpoint: Path, device: torch.
     return model.to(device).eval()
 
 
+@dataclass(frozen=True)
+class ViewPasses:
+    """The passes of rendered target views, on the CPU: ``rgb`` ``(NT, H, W, 3)`` (fine pass
+    when the renderer has fine samples, else coarse), ``depth`` ``(NT, H, W)`` (expected depth
+    of the same pass) and ``coarse_rgb`` ``(NT, H, W, 3)`` (the coarse pass)."""
+
+    rgb: torch.Tensor
+    depth: torch.Tensor
+    coarse_rgb: torch.Tensor
+
+
 @torch.no_grad()
-def render_views(
+def render_view_passes(
     model: torch.nn.Module,
     renderer: Any,
     images: torch.Tensor,
@@ -91,11 +102,10 @@ def render_views(
     ray_batch: int,
     generator: torch.Generator,
     device: torch.device,
-) -> torch.Tensor:
-    """Render the target views of one object from its source views.
+) -> ViewPasses:
+    """Render the target views of one object from its source views, keeping every pass.
 
-    images: ``(NV, 3, H, W)`` in [-1, 1]. Returns ``(NT, H, W, 3)`` float colours (fine pass
-    when the renderer has fine samples, else coarse), on the CPU.
+    images: ``(NV, 3, H, W)`` in [-1, 1].
     """
     import pixelnerf.render as R
 
@@ -119,12 +129,32 @@ def render_views(
         cameras.z_far,
         c=None if cameras.c is None else cameras.c.to(device),
     ).reshape(-1, 8)
-    colours = []
+    colours, depths, coarse = [], [], []
     for batch in torch.split(rays, ray_batch, dim=0):
         out = renderer(model, batch.unsqueeze(0), generator=generator)
         passes = out.get("fine") or out["coarse"]
         colours.append(passes["rgb"][0].float().cpu())
-    return torch.cat(colours, dim=0).reshape(len(targets), height, width, 3)
+        depths.append(passes["depth"][0].float().cpu())
+        coarse.append(out["coarse"]["rgb"][0].float().cpu())
+    shape = (len(targets), height, width)
+    return ViewPasses(torch.cat(colours, dim=0).reshape(*shape, 3),
+                      torch.cat(depths, dim=0).reshape(shape),
+                      torch.cat(coarse, dim=0).reshape(*shape, 3))
+
+
+def render_views(
+    model: torch.nn.Module,
+    renderer: Any,
+    images: torch.Tensor,
+    cameras: Cameras,
+    selection: ViewSelection,
+    ray_batch: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """The colours ``(NT, H, W, 3)`` of :func:`render_view_passes`."""
+    return render_view_passes(model, renderer, images, cameras, selection, ray_batch,
+                              generator, device).rgb
 
 
 def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str):
