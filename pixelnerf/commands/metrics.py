@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     setting, object_ids = read_manifest(args.manifest)
     # the published approximate protocol renders another split; its manifest says which
     split = manifest_split(args.manifest) or eval_config.split
-    ground_truth = item_lookup(open_split(section(config, "dataset"), args.data_root, split))
+    ground_truth = item_lookup(open_split(section(config, "dataset"), args.data_root, split,
+                                          eval_config.scale))
     lpips_model = lpips_or_none(args.lpips_weights, resolve_device(args.device),
                                 report=lambda line: print(line, file=sys.stderr))
     try:

@@ -97,6 +97,7 @@ class EvalConfig:
     approx: ApproxConfig | None = None
     min_coarse_samples: int | None = PUBLISHED_MIN_COARSE_SAMPLES
     outputs: EvalOutputs = EvalOutputs()
+    scale: float = 1.0
 
     @property
     def rays_per_call(self) -> int:
@@ -144,4 +145,5 @@ class EvalConfig:
             approx=None if not approx else ApproxConfig.of_section(approx),
             min_coarse_samples=section.get("min_coarse_samples", PUBLISHED_MIN_COARSE_SAMPLES),
             outputs=EvalOutputs.of_section(section.get("outputs")),
+            scale=float(section.get("scale", 1.0)),
         )

@@ -157,9 +157,15 @@ def render_views(
                               generator, device).rgb
 
 
-def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str):
+def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str,
+               scale: float = 1.0):
     """Split ``split`` of the experiment's dataset (its ``dataset`` section) under
-    ``data_root``, as ``pixelnerf.data.open_dataset`` opens it."""
+    ``data_root``, as ``pixelnerf.data.open_dataset`` opens it.
+
+    ``scale`` (``eval.scale``, the published ``--scale``): images resized by area to
+    ``floor(scale * size)`` (of ``dataset.image_size``, else of the split's first object),
+    focal and principal point scaled with them by the readers.
+    """
     from pixelnerf.data import open_dataset
 
     data_root = Path(data_root)
@@ -172,13 +178,24 @@ def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, 
     if dataset_config.get("list_prefix") is not None:
         options["list_prefix"] = dataset_config["list_prefix"]
     image_size = dataset_config.get("image_size")
-    return open_dataset(
+    dataset = open_dataset(
         dataset_config["format"],
         str(root),
         split,
         image_size=tuple(image_size) if image_size else None,
         **options,
     )
+    if scale == 1.0:
+        return dataset
+    if not image_size:
+        if len(dataset) == 0:
+            return dataset
+        image_size = tuple(dataset[0]["images"].shape[-2:])
+    scaled = tuple(int(side * scale) for side in image_size)
+    if min(scaled) < 1:
+        raise PipelineError(f"eval.scale {scale} leaves images of {image_size} without pixels")
+    return open_dataset(dataset_config["format"], str(root), split, image_size=scaled,
+                        **options)
 
 
 def view_count(dataset: Any, index: int) -> int:

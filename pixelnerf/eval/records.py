@@ -229,6 +229,8 @@ def fingerprint(
         "targets": list(selection.targets),
         "seed": seed,
     }
+    if eval_config.scale != 1.0:
+        payload["scale"] = eval_config.scale
     if eval_config.outputs.any:
         # only when asked, so that renders without extras keep their fingerprint
         payload["outputs"] = dataclasses.asdict(eval_config.outputs)

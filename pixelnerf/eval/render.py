@@ -158,7 +158,7 @@ def render_shard(
     protocol = Protocol.from_config(job.eval)
     protocol.rule(setting)  # an unknown setting fails before any work
     split = job.eval.render_split(approx)
-    dataset = open_split(job.dataset, job.data_root, split)
+    dataset = open_split(job.dataset, job.data_root, split, job.eval.scale)
     all_ids = object_ids_of(dataset)
     if not all_ids:
         raise PipelineError(f"split {split!r} of {job.name} has no objects")

@@ -33,6 +33,7 @@ SYNTH = {"categories": ["chair", "car"], "train_objects": 1, "val_objects": 3,
          "test_objects": 2, "views": 4, "image_size": SIZE}
 ALL_ON = {"depth": True, "coarse": True, "include_src": True, "compare": True}
 EXTRA_DIRS = ("depth", "coarse", "with_src", "compare")
+SCHEMA = "experiment.schema.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def _with_outputs(experiment: dict, outputs: dict) -> dict:
 
 def _render(root: Path, experiment: dict, checkpoint: Path, out: Path,
             approx: bool = False) -> Path:
-    validate(experiment, "experiment.schema.yaml", "test")
+    validate(experiment, SCHEMA, "test")
     job = RenderJob.of_experiment(experiment, root / "data", checkpoint, out)
     return render_shard(job, "1v", 0, 1, CPU, progress=False, approx=approx)
 
@@ -216,18 +217,18 @@ def _approx_experiment(experiment: dict, approx: dict) -> dict:
 
 def test_published_approx_config() -> None:
     experiment = _approx_experiment(demo_experiment(SYNTH), {"protocol": "published"})
-    validate(experiment, "experiment.schema.yaml", "test")
+    validate(experiment, SCHEMA, "test")
     approx = EvalConfig.of_experiment(experiment).approx
     assert (approx.objects, approx.views, approx.seed, approx.split) == (None, 1, 1234, "val")
     assert EvalConfig.of_experiment(experiment).render_split(approx=True) == "val"
     assert EvalConfig.of_experiment(experiment).render_split(approx=False) == "test"
     with pytest.raises(PipelineError, match="approx"):
         validate(_approx_experiment(experiment, {"protocol": "published", "objects": 2}),
-                 "experiment.schema.yaml", "test")
+                 SCHEMA, "test")
     with pytest.raises(PipelineError, match="approx"):
-        validate(_approx_experiment(experiment, {"protocol": "sampled"}), "experiment.schema.yaml", "test")
+        validate(_approx_experiment(experiment, {"protocol": "sampled"}), SCHEMA, "test")
     sampled = _approx_experiment(experiment, {"objects": 2, "views": 1, "seed": 0})
-    validate(sampled, "experiment.schema.yaml", "test")
+    validate(sampled, SCHEMA, "test")
     assert EvalConfig.of_experiment(sampled).approx.protocol == "sampled"
 
 
@@ -259,3 +260,30 @@ def test_published_approx_renders_every_val_object_one_view(setup: dict,
                  "none.pth", "--no-progress"]) == 0
     text = csv.read_text()
     assert all(object_id in text for object_id in runs[0][0])
+
+
+def test_scale_renders_and_scores_at_the_scaled_size(setup: dict, tmp_path: Path) -> None:
+    experiment = copy.deepcopy(setup["experiment"])
+    experiment["eval"]["scale"] = 0.5
+    native = open_split(experiment["dataset"], setup["root"] / "data", "test")[0]
+    small = open_split(experiment["dataset"], setup["root"] / "data", "test", 0.5)[0]
+    assert tuple(small["images"].shape[-2:]) == (SIZE // 2, SIZE // 2)
+    assert float(small["focal"]) == pytest.approx(0.5 * float(native["focal"]))
+    out = tmp_path / "half"
+    _render(setup["root"], experiment, setup["checkpoint"], out)
+    for object_id in _objects(out):
+        done = _done(out, object_id)
+        assert done["fingerprint"] != _done(setup["plain"], object_id)["fingerprint"]
+        for view in done["targets"]:
+            assert np.asarray(iio.imread(out / "1v" / object_id / f"{view:06d}.png")).shape == (
+                SIZE // 2, SIZE // 2, 3)
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(experiment))
+    assert main(["metrics", "--config", str(config), "--data-root", str(setup["root"] / "data"),
+                 "--manifest", str(out / "1v" / "shard-0-of-1.json"), "--renders", str(out),
+                 "--out", str(tmp_path / "half.csv"), "--device", "cpu", "--lpips-weights",
+                 "none.pth", "--no-progress"]) == 0
+    with pytest.raises(PipelineError, match="scale"):
+        bad = copy.deepcopy(experiment)
+        bad["eval"]["scale"] = 0
+        validate(bad, SCHEMA, "test")
