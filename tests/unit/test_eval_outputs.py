@@ -26,6 +26,7 @@ from pixelnerf.eval.extra_outputs import DEPTH_LEVELS
 from pixelnerf.eval.inference import Cameras, load_model, open_split, to_uint8
 from pixelnerf.eval.records import is_done
 from pixelnerf.eval.render import RenderJob, render_shard
+from pixelnerf.report.figures import comparison_rows
 
 CPU = torch.device("cpu")
 SIZE = 16
@@ -283,6 +284,12 @@ def test_scale_renders_and_scores_at_the_scaled_size(setup: dict, tmp_path: Path
                  "--manifest", str(out / "1v" / "shard-0-of-1.json"), "--renders", str(out),
                  "--out", str(tmp_path / "half.csv"), "--device", "cpu", "--lpips-weights",
                  "none.pth", "--no-progress"]) == 0
+    # the report figure reads the ground truth at the renders' size
+    rows = comparison_rows(experiment["dataset"], "test", setup["root"] / "data", out, "1v",
+                           _objects(out), 1, 0.5)
+    for row in rows:
+        for _, render, truth in row.targets:
+            assert render.shape[:2] == truth.shape[:2] == (SIZE // 2, SIZE // 2)
     with pytest.raises(PipelineError, match="scale"):
         bad = copy.deepcopy(experiment)
         bad["eval"]["scale"] = 0
