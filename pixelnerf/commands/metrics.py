@@ -29,15 +29,17 @@ def run(args: argparse.Namespace) -> int:
     from pixelnerf.eval.inference import item_lookup, open_split
     from pixelnerf.eval.metrics import lpips_or_none
     from pixelnerf.eval.object_scores import write_rows
-    from pixelnerf.eval.records import read_manifest
+    from pixelnerf.eval.records import manifest_split, read_manifest
     from pixelnerf.eval.render_files import DamagedRenderError, mark_unfinished
     from pixelnerf.eval.scoring import score_shard
 
     config = load_experiment(args.config)
     eval_config = EvalConfig.of_experiment(config)
     setting, object_ids = read_manifest(args.manifest)
-    ground_truth = item_lookup(open_split(section(config, "dataset"), args.data_root,
-                                          eval_config.split))
+    # the published approximate protocol renders another split; its manifest says which
+    split = manifest_split(args.manifest) or eval_config.split
+    ground_truth = item_lookup(open_split(section(config, "dataset"), args.data_root, split,
+                                          eval_config.scale))
     lpips_model = lpips_or_none(args.lpips_weights, resolve_device(args.device),
                                 report=lambda line: print(line, file=sys.stderr))
     try:

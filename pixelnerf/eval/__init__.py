@@ -6,5 +6,6 @@ bench, videos and real photos), ``records`` (done.json and the shard manifests: 
 reader and writer), ``render`` (one shard: select, skip, render, write), ``metrics``
 (PSNR, SSIM, LPIPS per image), ``scoring`` (one shard's objects against ground truth),
 ``object_scores`` (the per-object CSV), ``tables`` (the table beside the paper's),
-``approx`` (the approximate evaluation). Commands: pixelnerf.commands.
+``approx`` (the approximate evaluation), ``extra_outputs`` (the ``eval.outputs`` files beside
+the renders). Commands: pixelnerf.commands.
 """

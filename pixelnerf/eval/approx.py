@@ -3,9 +3,11 @@
 Call chain: ``sample_plan -> sample_objects, sample_views``; ``summarize -> interval``.
 
 The published ``eval_approx.py`` scores one random target view per object for a quick
-look. Here the render step (``--approx``) draws the objects with :func:`sample_objects`
-over the whole split, then each object's target views with :func:`sample_views` once its
-views are known (``eval.approx.objects``, ``eval.approx.views``, ``eval.approx.seed``);
+look; ``eval.approx.protocol: published`` reproduces it (every object of the val split, one
+view each, seed 1234: :class:`pixelnerf.eval.config.ApproxConfig`). Here the render step
+(``--approx``) draws the objects with :func:`sample_objects` over the whole split, then
+each object's target views with :func:`sample_views` once its views are known
+(``eval.approx.objects``, ``eval.approx.views``, ``eval.approx.seed``);
 :func:`sample_plan` is the same draw for a known candidate list, all at once.
 ``pixelnerf metrics`` scores the renders like any shard, and :func:`summarize` turns the
 object rows into a mean and a confidence interval per metric.
@@ -51,15 +53,18 @@ def _check_count(name: str, value: int) -> None:
         raise PipelineError(f"eval.approx.{name} must be a positive integer, not {value!r}")
 
 
-def sample_objects(object_ids: Sequence[str], count: int, seed: int) -> list[str]:
-    """``count`` distinct objects drawn with ``seed`` (all of them if fewer), sorted.
+def sample_objects(object_ids: Sequence[str], count: int | None, seed: int) -> list[str]:
+    """``count`` distinct objects drawn with ``seed`` (all of them if fewer, or if ``count``
+    is None: the published protocol), sorted.
 
     The draw runs over the sorted ids, so it does not depend on the dataset's order.
     """
-    _check_count("objects", count)
     pool = sorted(set(object_ids))
     if len(pool) != len(object_ids):
         raise PipelineError("the object list given to the approximate sampler has duplicates")
+    if count is None:
+        return pool
+    _check_count("objects", count)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
     return sorted(pool[i] for i in chosen)
@@ -83,7 +88,7 @@ def sample_views(
 
 
 def sample_plan(
-    candidates: Mapping[str, Sequence[int]], n_objects: int, n_views: int, seed: int
+    candidates: Mapping[str, Sequence[int]], n_objects: int | None, n_views: int, seed: int
 ) -> list[ApproxPick]:
     """Objects and views to render: candidates maps object_id -> its eligible target views
     (sources and excluded views already removed). Returns picks sorted by object id."""

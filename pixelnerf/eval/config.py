@@ -24,15 +24,55 @@ DEFAULT_REPORT_VIEWS = 2
 PUBLISHED_MIN_COARSE_SAMPLES = 64
 
 
+# The published eval_approx.py: every object of the val split, one random target view each,
+# seeded 1234.
+PUBLISHED_APPROX_SPLIT = "val"
+PUBLISHED_APPROX_VIEWS = 1
+PUBLISHED_APPROX_SEED = 1234
+
+
 @dataclass(frozen=True)
 class ApproxConfig:
-    """``eval.approx``: objects sampled, target views per object, seed, and the view setting
-    (None: the first of ``eval.settings``)."""
+    """``eval.approx``: objects sampled (None: every object), target views per object, seed,
+    the view setting (None: the first of ``eval.settings``), the protocol (``sampled`` or
+    ``published``) and the split rendered (None: ``eval.split``)."""
 
-    objects: int
+    objects: int | None
     views: int
     seed: int
     setting: str | None = None
+    protocol: str = "sampled"
+    split: str | None = None
+
+    @classmethod
+    def of_section(cls, approx: Mapping[str, Any]) -> ApproxConfig:
+        """A schema-checked ``eval.approx`` mapping; ``protocol: published`` fixes the rest."""
+        if approx.get("protocol") == "published":
+            return cls(None, PUBLISHED_APPROX_VIEWS, PUBLISHED_APPROX_SEED, approx.get("setting"),
+                       "published", PUBLISHED_APPROX_SPLIT)
+        return cls(int(approx["objects"]), int(approx["views"]), int(approx["seed"]),
+                   approx.get("setting"))
+
+
+@dataclass(frozen=True)
+class EvalOutputs:
+    """``eval.outputs``: the extra files written per target view beside its render (all off
+    by default; :mod:`pixelnerf.eval.extra_outputs`)."""
+
+    depth: bool = False
+    coarse: bool = False
+    include_src: bool = False
+    compare: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.depth or self.coarse or self.include_src or self.compare
+
+    @classmethod
+    def of_section(cls, outputs: Mapping[str, Any] | None) -> EvalOutputs:
+        outputs = outputs or {}
+        return cls(**{key: bool(outputs.get(key, False)) for key in
+                      ("depth", "coarse", "include_src", "compare")})
 
 
 @dataclass(frozen=True)
@@ -56,6 +96,8 @@ class EvalConfig:
     table_rows: str | None = None
     approx: ApproxConfig | None = None
     min_coarse_samples: int | None = PUBLISHED_MIN_COARSE_SAMPLES
+    outputs: EvalOutputs = EvalOutputs()
+    scale: float = 1.0
 
     @property
     def rays_per_call(self) -> int:
@@ -71,6 +113,12 @@ class EvalConfig:
         if self.approx is not None and self.approx.setting:
             return self.approx.setting
         return self.setting_names[0]
+
+    def render_split(self, approx: bool) -> str:
+        """The split the render step reads: the approximate protocol's, or ``split``."""
+        if approx and self.approx is not None and self.approx.split:
+            return self.approx.split
+        return self.split
 
     @classmethod
     def of_experiment(cls, experiment: Mapping[str, Any]) -> EvalConfig:
@@ -94,8 +142,8 @@ class EvalConfig:
             report_views=int(section.get("report_views", DEFAULT_REPORT_VIEWS)),
             lpips_batch_size=int(section.get("lpips_batch_size", DEFAULT_LPIPS_BATCH_SIZE)),
             table_rows=section.get("table_rows"),
-            approx=None if not approx else ApproxConfig(
-                int(approx["objects"]), int(approx["views"]), int(approx["seed"]),
-                approx.get("setting")),
+            approx=None if not approx else ApproxConfig.of_section(approx),
             min_coarse_samples=section.get("min_coarse_samples", PUBLISHED_MIN_COARSE_SAMPLES),
+            outputs=EvalOutputs.of_section(section.get("outputs")),
+            scale=float(section.get("scale", 1.0)),
         )

@@ -81,8 +81,19 @@ def load_model(model_config: Mapping[str, Any], checkpoint: Path, device: torch.
     return model.to(device).eval()
 
 
+@dataclass(frozen=True)
+class ViewPasses:
+    """The passes of rendered target views, on the CPU: ``rgb`` ``(NT, H, W, 3)`` (fine pass
+    when the renderer has fine samples, else coarse), ``depth`` ``(NT, H, W)`` (expected depth
+    of the same pass) and ``coarse_rgb`` ``(NT, H, W, 3)`` (the coarse pass)."""
+
+    rgb: torch.Tensor
+    depth: torch.Tensor
+    coarse_rgb: torch.Tensor
+
+
 @torch.no_grad()
-def render_views(
+def render_view_passes(
     model: torch.nn.Module,
     renderer: Any,
     images: torch.Tensor,
@@ -91,11 +102,10 @@ def render_views(
     ray_batch: int,
     generator: torch.Generator,
     device: torch.device,
-) -> torch.Tensor:
-    """Render the target views of one object from its source views.
+) -> ViewPasses:
+    """Render the target views of one object from its source views, keeping every pass.
 
-    images: ``(NV, 3, H, W)`` in [-1, 1]. Returns ``(NT, H, W, 3)`` float colours (fine pass
-    when the renderer has fine samples, else coarse), on the CPU.
+    images: ``(NV, 3, H, W)`` in [-1, 1].
     """
     import pixelnerf.render as R
 
@@ -119,17 +129,43 @@ def render_views(
         cameras.z_far,
         c=None if cameras.c is None else cameras.c.to(device),
     ).reshape(-1, 8)
-    colours = []
+    colours, depths, coarse = [], [], []
     for batch in torch.split(rays, ray_batch, dim=0):
         out = renderer(model, batch.unsqueeze(0), generator=generator)
         passes = out.get("fine") or out["coarse"]
         colours.append(passes["rgb"][0].float().cpu())
-    return torch.cat(colours, dim=0).reshape(len(targets), height, width, 3)
+        depths.append(passes["depth"][0].float().cpu())
+        coarse.append(out["coarse"]["rgb"][0].float().cpu())
+    shape = (len(targets), height, width)
+    return ViewPasses(torch.cat(colours, dim=0).reshape(*shape, 3),
+                      torch.cat(depths, dim=0).reshape(shape),
+                      torch.cat(coarse, dim=0).reshape(*shape, 3))
 
 
-def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str):
+def render_views(
+    model: torch.nn.Module,
+    renderer: Any,
+    images: torch.Tensor,
+    cameras: Cameras,
+    selection: ViewSelection,
+    ray_batch: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """The colours ``(NT, H, W, 3)`` of :func:`render_view_passes`."""
+    return render_view_passes(model, renderer, images, cameras, selection, ray_batch,
+                              generator, device).rgb
+
+
+def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str,
+               scale: float = 1.0):
     """Split ``split`` of the experiment's dataset (its ``dataset`` section) under
-    ``data_root``, as ``pixelnerf.data.open_dataset`` opens it."""
+    ``data_root``, as ``pixelnerf.data.open_dataset`` opens it.
+
+    ``scale`` (``eval.scale``, the published ``--scale``): images resized by area to
+    ``floor(scale * size)`` (of ``dataset.image_size``, else of the split's first object),
+    focal and principal point scaled with them by the readers.
+    """
     from pixelnerf.data import open_dataset
 
     data_root = Path(data_root)
@@ -142,13 +178,24 @@ def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, 
     if dataset_config.get("list_prefix") is not None:
         options["list_prefix"] = dataset_config["list_prefix"]
     image_size = dataset_config.get("image_size")
-    return open_dataset(
+    dataset = open_dataset(
         dataset_config["format"],
         str(root),
         split,
         image_size=tuple(image_size) if image_size else None,
         **options,
     )
+    if scale == 1.0:
+        return dataset
+    if not image_size:
+        if len(dataset) == 0:
+            return dataset
+        image_size = tuple(dataset[0]["images"].shape[-2:])
+    scaled = tuple(int(side * scale) for side in image_size)
+    if min(scaled) < 1:
+        raise PipelineError(f"eval.scale {scale} leaves images of {image_size} without pixels")
+    return open_dataset(dataset_config["format"], str(root), split, image_size=scaled,
+                        **options)
 
 
 def view_count(dataset: Any, index: int) -> int:

@@ -9,11 +9,16 @@ done.json: ``object_id, category, sources, targets, seconds, seed, device, finge
 files`` (each PNG's size: :mod:`pixelnerf.eval.render_files`);
 the fingerprint is a digest of everything the renders depend on, so a rerun can tell
 current renders from those of an older checkpoint or config.
-Manifest: ``setting, shard, shards, objects`` (object ids in render order).
+Manifest: ``setting, shard, shards, objects`` (object ids in render order) and ``split``
+when the split rendered is not ``eval.split``.
+Extra outputs (``eval.outputs``, :mod:`pixelnerf.eval.extra_outputs`) are listed with their
+sizes under ``extra_files`` (and ``depth_scale`` for depth maps); the metrics step never
+reads them, and a missing one makes the object unfinished for the render step only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +34,7 @@ from pixelnerf.eval.render_files import FILES_KEY, check_renders, file_sizes, fi
 from pixelnerf.io import atomic_write_text
 
 DONE_FILE = "done.json"
+EXTRA_FILES_KEY = "extra_files"  # done.json: extra output name -> size in bytes
 HASH_BLOCK_BYTES = 1 << 20  # read size when hashing the checkpoint
 # How the network is run, left out of the render fingerprint.
 RUN_ONLY_RENDERER_KEYS = ("chunk_points", "compile", "max_memory_mb")
@@ -58,15 +64,25 @@ def shard_manifest_path(out_root: Path, setting: str, shard: int, shards: int) -
 
 
 def write_manifest(out_root: Path, setting: str, shard: int, shards: int,
-                   objects: Sequence[str]) -> Path:
-    """Write the manifest of a finished shard atomically; returns its path."""
+                   objects: Sequence[str], split: str | None = None) -> Path:
+    """Write the manifest of a finished shard atomically; returns its path. ``split``: the
+    split rendered, recorded when it is not ``eval.split`` (the published approximate
+    protocol), so the metrics step reads the ground truth of that split."""
     path = shard_manifest_path(out_root, setting, shard, shards)
-    atomic_write_text(
-        path,
-        json.dumps({"setting": setting, "shard": shard, "shards": shards,
-                    "objects": list(objects)}, indent=1) + "\n",
-    )
+    manifest: dict[str, Any] = {"setting": setting, "shard": shard, "shards": shards,
+                                "objects": list(objects)}
+    if split is not None:
+        manifest["split"] = split
+    atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
     return path
+
+
+def manifest_split(path: str | os.PathLike) -> str | None:
+    """The split a shard manifest records it rendered, or None (``eval.split``)."""
+    split = _read_json(Path(path), "render manifest").get("split")
+    if split is not None and not isinstance(split, str):
+        raise PipelineError(f"render manifest {path}: key 'split' must be a string")
+    return split
 
 
 def read_manifest(path: str | os.PathLike) -> tuple[str, list[str]]:
@@ -132,9 +148,11 @@ def read_done(renders_root: str | os.PathLike, setting: str, object_id: str) -> 
 
 
 def write_done(folder: Path, object_id: str, category: str, selection: ViewSelection,
-               seconds: float, seed: int, device: str, fingerprint: str) -> None:
-    """Write an object's done.json atomically (after its PNGs)."""
-    record = {
+               seconds: float, seed: int, device: str, fingerprint: str,
+               extra: Mapping[str, Any] | None = None) -> None:
+    """Write an object's done.json atomically (after its PNGs); ``extra``: keys describing
+    the extra outputs (``extra_files``, ``depth_scale``), none when there are none."""
+    record: dict[str, Any] = {
         "object_id": object_id,
         "category": category,
         "sources": list(selection.sources),
@@ -145,6 +163,7 @@ def write_done(folder: Path, object_id: str, category: str, selection: ViewSelec
         "fingerprint": fingerprint,
         FILES_KEY: file_sizes(folder, selection.targets),
     }
+    record.update(extra or {})
     atomic_write_text(folder / DONE_FILE, json.dumps(record, indent=1) + "\n")
 
 
@@ -156,7 +175,8 @@ def is_done(folder: Path, fingerprint: str) -> bool:
     except (OSError, ValueError):
         return False
     return (isinstance(record, dict) and record.get("fingerprint") == fingerprint
-            and first_damage(folder, record) is None)
+            and first_damage(folder, record) is None
+            and first_damage(folder, {FILES_KEY: record.get(EXTRA_FILES_KEY) or {}}) is None)
 
 
 def recorded_devices(renders: Path) -> list[str]:
@@ -209,4 +229,9 @@ def fingerprint(
         "targets": list(selection.targets),
         "seed": seed,
     }
+    if eval_config.scale != 1.0:
+        payload["scale"] = eval_config.scale
+    if eval_config.outputs.any:
+        # only when asked, so that renders without extras keep their fingerprint
+        payload["outputs"] = dataclasses.asdict(eval_config.outputs)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()

@@ -5,7 +5,9 @@ records.is_done) -> render_object -> write_object; records.write_manifest last.
 
 Per object: encode its source views once, render all its target views in ray batches of
 `eval.ray_batch`, clamp to [0, 1] and truncate to 8 bits (`uint8(x * 255)`), write
-`<out>/<setting>/<object_id>/{view:06d}.png` atomically, then `done.json` LAST. A rerun
+`<out>/<setting>/<object_id>/{view:06d}.png` atomically, the extra files that `eval.outputs`
+asks for (depth, coarse render, with sources, comparison:
+:mod:`pixelnerf.eval.extra_outputs`), then `done.json` LAST. A rerun
 skips an object whose done.json carries the same fingerprint (checkpoint digest, renderer
 settings, views, seed), so a killed job loses at most the object in progress, and renders of an
 older checkpoint are never mistaken for current ones. The random sample offsets of each object
@@ -29,13 +31,15 @@ from pixelnerf.errors import PipelineError
 from pixelnerf.eval import records
 from pixelnerf.eval.coarse_samples import evaluation_renderer_config
 from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.extra_outputs import write_extras
 from pixelnerf.eval.inference import (
     Cameras,
+    ViewPasses,
     device_label,
     load_model,
     object_ids_of,
     open_split,
-    render_views,
+    render_view_passes,
     to_uint8,
     view_count,
 )
@@ -111,24 +115,26 @@ def object_plan(job: RenderJob, protocol: Protocol, setting: str, object_id: str
 
 def render_object(model: torch.nn.Module, renderer: Any, item: Mapping[str, Any],
                   cameras: Cameras, plan: ObjectPlan, ray_batch: int,
-                  device: torch.device) -> np.ndarray:
-    """The object's target views ``(NT, H, W, 3)`` uint8."""
+                  device: torch.device) -> tuple[np.ndarray, ViewPasses]:
+    """The object's target views ``(NT, H, W, 3)`` uint8, and all their passes."""
     generator = torch.Generator(device=device)
     generator.manual_seed(plan.seed)
-    rgb = render_views(model, renderer, torch.as_tensor(item["images"]), cameras,
-                       plan.selection, ray_batch, generator, device)
-    return to_uint8(rgb)
+    passes = render_view_passes(model, renderer, torch.as_tensor(item["images"]), cameras,
+                                plan.selection, ray_batch, generator, device)
+    return to_uint8(passes.rgb), passes
 
 
 def write_object(folder: Path, plan: ObjectPlan, images: np.ndarray, category: str,
-                 seconds: float, device: torch.device) -> None:
-    """The PNGs atomically, then done.json last."""
+                 seconds: float, device: torch.device,
+                 extra: Mapping[str, Any] | None = None) -> None:
+    """The PNGs atomically, then done.json last (``extra``: its keys for the extra outputs,
+    already written)."""
     from pixelnerf.io import atomic_save_png
 
     for view, image in zip(plan.selection.targets, images, strict=True):
         atomic_save_png(folder / f"{view:06d}.png", image)
     records.write_done(folder, plan.object_id, category, plan.selection, seconds, plan.seed,
-                       device_label(device), plan.fingerprint)
+                       device_label(device), plan.fingerprint, extra)
 
 
 def render_shard(
@@ -151,10 +157,11 @@ def render_shard(
 
     protocol = Protocol.from_config(job.eval)
     protocol.rule(setting)  # an unknown setting fails before any work
-    dataset = open_split(job.dataset, job.data_root, job.eval.split)
+    split = job.eval.render_split(approx)
+    dataset = open_split(job.dataset, job.data_root, split, job.eval.scale)
     all_ids = object_ids_of(dataset)
     if not all_ids:
-        raise PipelineError(f"split {job.eval.split!r} of {job.name} has no objects")
+        raise PipelineError(f"split {split!r} of {job.name} has no objects")
     mine = select_objects(job, all_ids, shard, shards, approx)
     index_of = {object_id: i for i, object_id in enumerate(all_ids)}
     digest = records.file_digest(job.checkpoint)
@@ -187,13 +194,18 @@ def render_shard(
             model = load_model(job.model, job.checkpoint, device)
             renderer = R.Renderer.from_config(dict(job.renderer)).eval()
         start = time.perf_counter()
-        images = render_object(model, renderer, item, first_cameras or Cameras.of_item(item),
-                               plan, job.eval.rays_per_call, device)
+        cameras = first_cameras or Cameras.of_item(item)
+        images, passes = render_object(model, renderer, item, cameras, plan,
+                                       job.eval.rays_per_call, device)
         seconds = time.perf_counter() - start
-        write_object(folder, plan, images, str(item.get("category", "")), seconds, device)
+        extra = write_extras(folder, job.eval.outputs, plan.selection, passes, images, item,
+                             cameras.z_far)
+        write_object(folder, plan, images, str(item.get("category", "")), seconds, device,
+                     extra)
         rendered += 1
         bar.set_postfix(views_per_s=f"{len(plan.selection.targets) / max(seconds, 1e-9):.2f}")
     bar.close()
     print(f"render: {setting} shard {shard} of {shards}: {rendered} objects rendered, "
           f"{skipped} already done")
-    return records.write_manifest(job.out_root, setting, shard, shards, mine)
+    return records.write_manifest(job.out_root, setting, shard, shards, mine,
+                                  None if split == job.eval.split else split)

@@ -40,14 +40,16 @@ def comparison_rows(
     setting: str,
     object_ids: Sequence[str],
     views_per_object: int,
+    scale: float = 1.0,
 ) -> list[ComparisonRow]:
-    """Renders from ``renders_root/<setting>/<object>/`` and ground truth from the dataset."""
+    """Renders from ``renders_root/<setting>/<object>/`` and ground truth from the dataset
+    (at ``scale``, ``eval.scale``, like the renders)."""
     from pixelnerf.eval.inference import item_lookup, open_split
     from pixelnerf.eval.metrics import read_png
 
     if not object_ids:
         return []
-    lookup = item_lookup(open_split(dataset_config, data_root, split))
+    lookup = item_lookup(open_split(dataset_config, data_root, split, scale))
     rows = []
     for object_id in object_ids:
         done = read_done(renders_root, setting, object_id)

@@ -132,7 +132,8 @@ def test_reuse_first_object_cameras(setup: dict, tmp_path: Path, monkeypatch) ->
                 item["poses"][:, :3, 3] += 0.3
             return item
 
-    monkeypatch.setattr(ro, "open_split", lambda dataset_config, data_root, split: Shifted())
+    monkeypatch.setattr(ro, "open_split",
+                        lambda dataset_config, data_root, split, scale=1.0: Shifted())
     quirk = merged(setup["experiment"], {"eval": {"reuse_first_object_cameras": True}})
     _render(setup, tmp_path / "own")
     _render(setup, tmp_path / "quirk", experiment=quirk)
