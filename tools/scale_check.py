@@ -93,6 +93,7 @@ def measure(work: Path, n: int, shards: int, views: int) -> Figures:
 
     import pixelnerf.eval.render as render
     from pixelnerf.eval.config import EvalConfig
+    from pixelnerf.eval.inference import ViewPasses
     from pixelnerf.eval.object_scores import ObjectRow
     from pixelnerf.eval.records import read_done, read_manifest
     from pixelnerf.eval.tables import build_table, read_paper
@@ -110,7 +111,9 @@ def measure(work: Path, n: int, shards: int, views: int) -> Figures:
 
     def constant(model, renderer, images, cameras, selection, *args, **kwargs):
         calls.append(selection)
-        return torch.full((len(selection.targets), images.shape[2], images.shape[3], 3), 0.5)
+        n, height, width = len(selection.targets), images.shape[2], images.shape[3]
+        rgb = torch.full((n, height, width, 3), 0.5)
+        return ViewPasses(rgb=rgb, depth=torch.ones(n, height, width), coarse_rgb=rgb)
 
     job = render.RenderJob.of_experiment(config, work, checkpoint, out)
 
@@ -118,7 +121,7 @@ def measure(work: Path, n: int, shards: int, views: int) -> Figures:
         return [render.render_shard(job, "1v", k, shards, torch.device("cpu"), progress=False)
                 for k in range(shards)]
 
-    with mock.patch.object(render, "render_views", constant), \
+    with mock.patch.object(render, "render_view_passes", constant), \
             mock.patch.object(render, "load_model", lambda *a: None):
         render_s, manifests = time_it(render_all)
         assert len(calls) == n, (len(calls), n)
