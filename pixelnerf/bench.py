@@ -1,9 +1,9 @@
 """Rendering throughput at the published sn64 model size (``pixelnerf bench``).
 
-bench -> bench_scene -> measure (per path) -> pixelnerf.eval.inference.render_views. Weights are
-random (speed does not depend on them). The reference path is the spec's loop: one object
-at a time, fp32, 50,000-ray batches of 50,000-point network calls, no folding. The fast
-paths are the project's own settings per precision.
+bench -> bench_scene -> measure (per path) -> pixelnerf.eval.inference.render_view_passes.
+Weights are random (speed does not depend on them). The reference path is the published
+rendering loop: one object at a time, fp32, 50,000-ray batches of 50,000-point network
+calls, no folding. The fast paths are the project's own settings per precision.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import DEFAULT_RAY_BATCH
-from pixelnerf.eval.inference import Cameras, render_views
+from pixelnerf.eval.inference import Cameras, render_view_passes
 from pixelnerf.eval.protocol import ViewSelection
 from pixelnerf.model import PixelNeRF
 from pixelnerf.render import Renderer
@@ -173,7 +173,7 @@ def measure(
     renderer = Renderer.from_config({**renderer_cfg, **overrides})
     if renderer.config.compile:
         model = copy.deepcopy(model)  # compiling is in place; the other paths keep eager MLPs
-    render_views(
+    render_view_passes(
         model,
         renderer,
         images,
@@ -190,9 +190,9 @@ def measure(
     rays = 0
     for index, (images, cameras, selection) in enumerate(scene):
         generator = torch.Generator(device).manual_seed(seed + index)
-        rgb = render_views(
+        rgb = render_view_passes(
             model, renderer, images, cameras, selection, ray_batch, generator, device
-        )
+        ).rgb
         rays += rgb.shape[0] * rgb.shape[1] * rgb.shape[2]
     if device.type == "cuda":
         torch.cuda.synchronize(device)

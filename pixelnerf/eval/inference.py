@@ -1,6 +1,6 @@
 """What every step that runs the network needs: the model, cameras, a split, rendering.
 
-Call chain: load_model -> pixelnerf.model.load_checkpoint; render_views ->
+Call chain: load_model -> pixelnerf.model.load_checkpoint; render_view_passes ->
 pixelnerf.render.image_rays, Renderer. Used by the render step, the bench, videos, real
 photos and the report figure, so all of them run the network the same way.
 """
@@ -140,21 +140,6 @@ def render_view_passes(
     return ViewPasses(torch.cat(colours, dim=0).reshape(*shape, 3),
                       torch.cat(depths, dim=0).reshape(shape),
                       torch.cat(coarse, dim=0).reshape(*shape, 3))
-
-
-def render_views(
-    model: torch.nn.Module,
-    renderer: Any,
-    images: torch.Tensor,
-    cameras: Cameras,
-    selection: ViewSelection,
-    ray_batch: int,
-    generator: torch.Generator,
-    device: torch.device,
-) -> torch.Tensor:
-    """The colours ``(NT, H, W, 3)`` of :func:`render_view_passes`."""
-    return render_view_passes(model, renderer, images, cameras, selection, ray_batch,
-                              generator, device).rgb
 
 
 def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str,

@@ -1,7 +1,7 @@
 """Rendering the frames of a video: novel views along a camera path from a few source views.
 
 Call chain: make_object_video -> render_object_video -> (camera_path, render_path ->
-pixelnerf.eval.inference.render_views) -> writer.write_mp4. The network, renderer and ray
+pixelnerf.eval.inference.render_view_passes) -> writer.write_mp4. The network, renderer and ray
 batching are those of ``pixelnerf render``, so a video frame equals a test-view render of the
 same pose.
 """
@@ -24,7 +24,7 @@ from pixelnerf.eval.inference import (
     load_model,
     object_ids_of,
     open_split,
-    render_views,
+    render_view_passes,
     to_uint8,
 )
 from pixelnerf.eval.protocol import Protocol, ViewSelection, stable_seed
@@ -101,7 +101,8 @@ def render_path(
         sources=tuple(range(num_sources)),
         targets=tuple(range(num_sources, num_sources + path.shape[0])),
     )
-    return render_views(model, renderer, images, cameras, selection, ray_batch, generator, device)
+    return render_view_passes(model, renderer, images, cameras, selection, ray_batch, generator,
+                              device).rgb
 
 
 def render_object_video(

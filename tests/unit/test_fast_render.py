@@ -129,7 +129,7 @@ def render_held_out(experiment, paths, precision: str, device: torch.device
                     ) -> tuple[list, list]:
     """Every held-out object's views 1.. rendered from view 0 -> (renders, ground truths)."""
     from pixelnerf.data import open_dataset
-    from pixelnerf.eval.inference import Cameras, load_model, render_views
+    from pixelnerf.eval.inference import Cameras, load_model, render_view_passes
     from pixelnerf.eval.protocol import ViewSelection
 
     data_root = paths.checkpoints.parent / "data"
@@ -142,8 +142,8 @@ def render_held_out(experiment, paths, precision: str, device: torch.device
         views = item["images"].shape[0]
         selection = ViewSelection((0,), tuple(range(1, views)))
         generator = torch.Generator(device).manual_seed(index)
-        rgb = render_views(model, renderer, item["images"], Cameras.of_item(item), selection,
-                           4096, generator, device)
+        rgb = render_view_passes(model, renderer, item["images"], Cameras.of_item(item),
+                                 selection, 4096, generator, device).rgb
         renders += list(rgb.numpy())
         truths += list((item["images"][1:] * 0.5 + 0.5).permute(0, 2, 3, 1).numpy())
     return renders, truths
