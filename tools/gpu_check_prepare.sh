@@ -4,7 +4,6 @@
 # the reference vectors, which do not travel with the checkout.
 set -eu
 cd "$(dirname "$0")/.."
-grep -qx '/.gpu_check/' .git/info/exclude 2>/dev/null || echo '/.gpu_check/' >> .git/info/exclude
 mkdir -p .gpu_check/wheels
 # jsonschema and its dependencies (the image has attrs); CPython 3.12 x86-64 builds.
 for package in jsonschema jsonschema-specifications referencing rpds-py; do
