@@ -182,6 +182,7 @@ def measure(
         ray_batch,  # warm-up, untimed
         torch.Generator(device).manual_seed(seed),
         device,
+        extras=False,
     )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -191,7 +192,8 @@ def measure(
     for index, (images, cameras, selection) in enumerate(scene):
         generator = torch.Generator(device).manual_seed(seed + index)
         rgb = render_view_passes(
-            model, renderer, images, cameras, selection, ray_batch, generator, device
+            model, renderer, images, cameras, selection, ray_batch, generator, device,
+            extras=False,
         ).rgb
         rays += rgb.shape[0] * rgb.shape[1] * rgb.shape[2]
     if device.type == "cuda":

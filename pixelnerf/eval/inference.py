@@ -24,7 +24,8 @@ ItemLookup = Callable[[str], Mapping[str, Any]]
 
 
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """``(..., 3)`` float colours -> uint8 by clamping to [0, 1] and truncating ``x * 255``."""
+    """``(..., 3)`` float colours (any device) -> uint8 host array by clamping to [0, 1] and
+    truncating ``x * 255`` (in float32)."""
     values = np.clip(rgb.detach().float().cpu().numpy(), 0.0, 1.0)
     return (values * 255).astype(np.uint8)
 
@@ -83,13 +84,14 @@ def load_model(model_config: Mapping[str, Any], checkpoint: Path, device: torch.
 
 @dataclass(frozen=True)
 class ViewPasses:
-    """The passes of rendered target views, on the CPU: ``rgb`` ``(NT, H, W, 3)`` (fine pass
-    when the renderer has fine samples, else coarse), ``depth`` ``(NT, H, W)`` (expected depth
-    of the same pass) and ``coarse_rgb`` ``(NT, H, W, 3)`` (the coarse pass)."""
+    """The passes of rendered target views, on the device that rendered them: ``rgb``
+    ``(NT, H, W, 3)`` (fine pass when the renderer has fine samples, else coarse), ``depth``
+    ``(NT, H, W)`` (expected depth of the same pass) and ``coarse_rgb`` ``(NT, H, W, 3)``
+    (the coarse pass); the last two are None when they were not asked for."""
 
     rgb: torch.Tensor
-    depth: torch.Tensor
-    coarse_rgb: torch.Tensor
+    depth: torch.Tensor | None
+    coarse_rgb: torch.Tensor | None
 
 
 @torch.no_grad()
@@ -102,10 +104,13 @@ def render_view_passes(
     ray_batch: int,
     generator: torch.Generator,
     device: torch.device,
+    extras: bool = True,
 ) -> ViewPasses:
-    """Render the target views of one object from its source views, keeping every pass.
+    """Render the target views of one object from its source views; ``extras``: keep the
+    depth and the coarse pass too.
 
-    images: ``(NV, 3, H, W)`` in [-1, 1].
+    images: ``(NV, 3, H, W)`` in [-1, 1]. The passes stay on ``device``: nothing in here
+    waits for the device, so the host can queue the next batches while it computes.
     """
     import pixelnerf.render as R
 
@@ -133,13 +138,15 @@ def render_view_passes(
     for batch in torch.split(rays, ray_batch, dim=0):
         out = renderer(model, batch.unsqueeze(0), generator=generator)
         passes = out.get("fine") or out["coarse"]
-        colours.append(passes["rgb"][0].float().cpu())
-        depths.append(passes["depth"][0].float().cpu())
-        coarse.append(out["coarse"]["rgb"][0].float().cpu())
+        colours.append(passes["rgb"][0].float())
+        if extras:
+            depths.append(passes["depth"][0].float())
+            coarse.append(out["coarse"]["rgb"][0].float())
     shape = (len(targets), height, width)
-    return ViewPasses(torch.cat(colours, dim=0).reshape(*shape, 3),
-                      torch.cat(depths, dim=0).reshape(shape),
-                      torch.cat(coarse, dim=0).reshape(*shape, 3))
+    if not extras:
+        return ViewPasses(torch.cat(colours).reshape(*shape, 3), None, None)
+    return ViewPasses(torch.cat(colours).reshape(*shape, 3), torch.cat(depths).reshape(shape),
+                      torch.cat(coarse).reshape(*shape, 3))
 
 
 def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str,

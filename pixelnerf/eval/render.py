@@ -18,6 +18,7 @@ sharding, order or resume. When every object is done the shard manifest
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from pixelnerf.eval.inference import (
     to_uint8,
     view_count,
 )
+from pixelnerf.eval.overlap import HostPasses, OrderedWriter, prefetched
 from pixelnerf.eval.protocol import Protocol, ViewSelection, shard_objects, stable_seed
 
 
@@ -114,14 +116,13 @@ def object_plan(job: RenderJob, protocol: Protocol, setting: str, object_id: str
 
 
 def render_object(model: torch.nn.Module, renderer: Any, item: Mapping[str, Any],
-                  cameras: Cameras, plan: ObjectPlan, ray_batch: int,
-                  device: torch.device) -> tuple[np.ndarray, ViewPasses]:
-    """The object's target views ``(NT, H, W, 3)`` uint8, and all their passes."""
+                  cameras: Cameras, plan: ObjectPlan, ray_batch: int, device: torch.device,
+                  extras: bool) -> ViewPasses:
+    """The object's target views, on ``device`` (``extras``: with depth and coarse pass)."""
     generator = torch.Generator(device=device)
     generator.manual_seed(plan.seed)
-    passes = render_view_passes(model, renderer, torch.as_tensor(item["images"]), cameras,
-                                plan.selection, ray_batch, generator, device)
-    return to_uint8(passes.rgb), passes
+    return render_view_passes(model, renderer, torch.as_tensor(item["images"]), cameras,
+                              plan.selection, ray_batch, generator, device, extras=extras)
 
 
 def write_object(folder: Path, plan: ObjectPlan, images: np.ndarray, category: str,
@@ -137,6 +138,19 @@ def write_object(folder: Path, plan: ObjectPlan, images: np.ndarray, category: s
                        device_label(device), plan.fingerprint, extra)
 
 
+def finish_object(job: RenderJob, plan: ObjectPlan, folder: Path, item: Mapping[str, Any],
+                  cameras: Cameras, on_host: HostPasses, started: float,
+                  device: torch.device) -> None:
+    """Wait for an object's passes, then write its files, done.json last (on the writer
+    thread). Its ``seconds`` run from the start of its render to its pixels on the host."""
+    passes = on_host.wait()
+    seconds = time.perf_counter() - started
+    images = to_uint8(passes.rgb)
+    extra = write_extras(folder, job.eval.outputs, plan.selection, passes, images, item,
+                         cameras.z_far)
+    write_object(folder, plan, images, str(item.get("category", "")), seconds, device, extra)
+
+
 def render_shard(
     job: RenderJob,
     setting: str,
@@ -150,6 +164,8 @@ def render_shard(
 
     ``approx``: only the seeded sample of `eval.approx` (objects of the split, then target
     views per object, :mod:`pixelnerf.eval.approx`), for the approximate evaluation.
+    Decoding the next object and writing the last one overlap the render of the current
+    one (:mod:`pixelnerf.eval.overlap`).
     """
     from tqdm import tqdm
 
@@ -171,41 +187,35 @@ def render_shard(
         # The published eval.py quirk: the first object's cameras for all.
         first_cameras = Cameras.of_item(dataset[0])
 
-    model = renderer = None
-    bar = tqdm(
-        mine, desc=f"render {setting} shard {shard}/{shards}", unit="obj", disable=not progress
-    )
-    rendered = skipped = 0
-    for object_id in bar:
-        item = None
-        if first_cameras is None:
-            # The images are decoded only for an object to render: a resume stays cheap.
-            n_views = view_count(dataset, index_of[object_id])
-        else:
-            n_views = int(first_cameras.poses.shape[0])
+    todo = []
+    for object_id in mine:
+        # Only the listing is read here, no image decoded: a resume stays cheap.
+        n_views = (view_count(dataset, index_of[object_id]) if first_cameras is None
+                   else int(first_cameras.poses.shape[0]))
         plan = object_plan(job, protocol, setting, object_id, n_views, digest, approx)
-        folder = records.object_dir(job.out_root, setting, object_id)
-        if records.is_done(folder, plan.fingerprint):
-            skipped += 1
-            continue
-        if item is None:
-            item = dataset[index_of[object_id]]
-        if model is None:
-            model = load_model(job.model, job.checkpoint, device)
-            renderer = R.Renderer.from_config(dict(job.renderer)).eval()
-        start = time.perf_counter()
-        cameras = first_cameras or Cameras.of_item(item)
-        images, passes = render_object(model, renderer, item, cameras, plan,
-                                       job.eval.rays_per_call, device)
-        seconds = time.perf_counter() - start
-        extra = write_extras(folder, job.eval.outputs, plan.selection, passes, images, item,
-                             cameras.z_far)
-        write_object(folder, plan, images, str(item.get("category", "")), seconds, device,
-                     extra)
-        rendered += 1
-        bar.set_postfix(views_per_s=f"{len(plan.selection.targets) / max(seconds, 1e-9):.2f}")
-    bar.close()
-    print(f"render: {setting} shard {shard} of {shards}: {rendered} objects rendered, "
-          f"{skipped} already done")
+        if not records.is_done(records.object_dir(job.out_root, setting, object_id),
+                               plan.fingerprint):
+            todo.append(plan)
+    print(f"render: {setting} shard {shard} of {shards}: {len(todo)} of {len(mine)} objects "
+          "to render", flush=True)
+    if todo:
+        model = load_model(job.model, job.checkpoint, device)
+        renderer = R.Renderer.from_config(dict(job.renderer)).eval()
+        extras = job.eval.outputs.depth or job.eval.outputs.coarse
+        objects = prefetched(todo, lambda plan: dataset[index_of[plan.object_id]])
+        bar = tqdm(objects, total=len(todo), desc=f"render {setting} shard {shard}/{shards}",
+                   unit="obj", disable=not progress)
+        with OrderedWriter() as writer:
+            for plan, item in bar:
+                started = time.perf_counter()
+                cameras = first_cameras or Cameras.of_item(item)
+                passes = render_object(model, renderer, item, cameras, plan,
+                                       job.eval.rays_per_call, device, extras)
+                folder = records.object_dir(job.out_root, setting, plan.object_id)
+                writer.submit(functools.partial(finish_object, job, plan, folder, item, cameras,
+                                                HostPasses.start(passes), started, device))
+        bar.close()
+    print(f"render: {setting} shard {shard} of {shards}: {len(todo)} objects rendered, "
+          f"{len(mine) - len(todo)} already done")
     return records.write_manifest(job.out_root, setting, shard, shards, mine,
                                   None if split == job.eval.split else split)

@@ -144,7 +144,7 @@ def render_held_out(experiment, paths, precision: str, device: torch.device
         generator = torch.Generator(device).manual_seed(index)
         rgb = render_view_passes(model, renderer, item["images"], Cameras.of_item(item),
                                  selection, 4096, generator, device).rgb
-        renders += list(rgb.numpy())
+        renders += list(rgb.cpu().numpy())
         truths += list((item["images"][1:] * 0.5 + 0.5).permute(0, 2, 3, 1).numpy())
     return renders, truths
 
