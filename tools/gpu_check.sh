@@ -65,7 +65,7 @@ if [ "$DEVICE" = cpu ]; then
     SIZE=tiny
     BENCH=(--config config/experiments/demo.yaml --device cpu --objects 1 --views 1
            --image-size 8 --paths reference,fp32+torch)
-    E2E=(--device cpu --tiny --categories 1 --objects-per-category 1 --shards 1)
+    E2E=(--device cpu --tiny --categories 1 --objects-per-category 3 --shards 1)
     TESTS=($(tests_named test_parity_model.py) -k "cpu and coarse")
     TRITON=(env TRITON_INTERPRET=1 "$PY" tools/gpu_check_triton.py --device cpu --tiny)
 else

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 from pixelnerf.errors import PipelineError
@@ -19,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lpips-weights", default=None,
                         help="torchvision VGG16 weights file; default: torch's hub cache")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (LPIPS)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="objects scored at once (default: the CPUs this job may use)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -42,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
                                           eval_config.scale))
     lpips_model = lpips_or_none(args.lpips_weights, resolve_device(args.device),
                                 report=lambda line: print(line, file=sys.stderr))
+    workers = args.workers or len(os.sched_getaffinity(0))
+    start = time.perf_counter()
     try:
         rows = score_shard(
             setting, object_ids, args.renders, ground_truth, lpips_model,
@@ -49,8 +55,11 @@ def run(args: argparse.Namespace) -> int:
             baselines=eval_config.baselines,
             white_background=bool(section(config, "renderer")["white_bkgd"]),
             progress=not args.no_progress,
+            workers=workers,
         )
     except DamagedRenderError as exc:
         raise PipelineError(mark_unfinished(exc, Path(args.manifest))) from exc
     write_rows(args.out, rows)
+    print(f"metrics: {setting}: {len(object_ids)} objects scored in "
+          f"{time.perf_counter() - start:.2f} s by {workers} workers")
     return 0

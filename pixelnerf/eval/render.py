@@ -140,15 +140,26 @@ def write_object(folder: Path, plan: ObjectPlan, images: np.ndarray, category: s
 
 def finish_object(job: RenderJob, plan: ObjectPlan, folder: Path, item: Mapping[str, Any],
                   cameras: Cameras, on_host: HostPasses, started: float,
-                  device: torch.device) -> None:
+                  device: torch.device, finished: list[float]) -> None:
     """Wait for an object's passes, then write its files, done.json last (on the writer
-    thread). Its ``seconds`` run from the start of its render to its pixels on the host."""
+    thread), and append the time it was done to ``finished``. Its ``seconds`` run from the
+    start of its render to its pixels on the host."""
     passes = on_host.wait()
     seconds = time.perf_counter() - started
     images = to_uint8(passes.rgb)
     extra = write_extras(folder, job.eval.outputs, plan.selection, passes, images, item,
                          cameras.z_far)
     write_object(folder, plan, images, str(item.get("category", "")), seconds, device, extra)
+    finished.append(time.perf_counter())
+
+
+def steady_rate(finished: Sequence[float]) -> str:
+    """``; X objects/s after the first`` from the times objects were done: the first object
+    also pays loading and compiling, so the rate of the others is what a longer shard gets."""
+    if len(finished) < 3 or finished[-1] <= finished[0]:
+        return ""
+    rate = (len(finished) - 1) / (finished[-1] - finished[0])
+    return f"; {rate:.3f} objects/s after the first"
 
 
 def render_shard(
@@ -198,6 +209,7 @@ def render_shard(
             todo.append(plan)
     print(f"render: {setting} shard {shard} of {shards}: {len(todo)} of {len(mine)} objects "
           "to render", flush=True)
+    finished: list[float] = []
     if todo:
         model = load_model(job.model, job.checkpoint, device)
         renderer = R.Renderer.from_config(dict(job.renderer)).eval()
@@ -213,9 +225,10 @@ def render_shard(
                                        job.eval.rays_per_call, device, extras)
                 folder = records.object_dir(job.out_root, setting, plan.object_id)
                 writer.submit(functools.partial(finish_object, job, plan, folder, item, cameras,
-                                                HostPasses.start(passes), started, device))
+                                                HostPasses.start(passes), started, device,
+                                                finished))
         bar.close()
     print(f"render: {setting} shard {shard} of {shards}: {len(todo)} objects rendered, "
-          f"{len(mine) - len(todo)} already done")
+          f"{len(mine) - len(todo)} already done{steady_rate(finished)}")
     return records.write_manifest(job.out_root, setting, shard, shards, mine,
                                   None if split == job.eval.split else split)

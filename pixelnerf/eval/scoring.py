@@ -97,13 +97,25 @@ def score_shard(
     baselines: bool = False,
     white_background: bool = True,
     progress: bool = True,
+    workers: int = 1,
 ) -> list[ObjectRow]:
-    """Score every object of a shard, in manifest order, with a progress bar."""
+    """Score every object of a shard, rows in manifest order, with a progress bar.
+
+    ``workers`` threads score objects at once: decoding PNGs and SSIM's filters run outside
+    Python's lock, and SSIM is most of the time (about 4 ms a 64 x 64 view, against 0.04 ms
+    for PSNR), so that a shard's metrics keep up with a fast render. The first object that
+    fails, in manifest order, raises its error.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
-    rows: list[ObjectRow] = []
-    for object_id in tqdm(object_ids, desc=f"metrics {setting}", unit="obj", disable=not progress):
+    def score(object_id: str) -> list[ObjectRow]:
         rendered = read_done(renders_root, setting, object_id)
-        rows.extend(score_object(setting, rendered, ground_truth(object_id), lpips_model,
-                                 lpips_batch_size, baselines, white_background))
-    return rows
+        return score_object(setting, rendered, ground_truth(object_id), lpips_model,
+                            lpips_batch_size, baselines, white_background)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="metrics") as pool:
+        scored = tqdm(pool.map(score, object_ids), total=len(object_ids),
+                      desc=f"metrics {setting}", unit="obj", disable=not progress)
+        return [row for rows in scored for row in rows]

@@ -26,7 +26,7 @@ rule metrics:
         "OMP_NUM_THREADS={threads:q} pixelnerf metrics --config {params.config:q} "
         "--data-root {params.data:q} --manifest {input.manifest:q} "
         "--renders {params.renders:q} --out {output.csv:q} {params.lpips:q} "
-        "--device {resources.device:q} > {log:q} 2>&1"
+        "--workers {threads:q} --device {resources.device:q} > {log:q} 2>&1"
 
 
 # Scores of the approximate evaluation's renders.
