@@ -131,7 +131,7 @@ section bench 240 "$PY" -m pixelnerf.cli bench "${BENCH[@]}"
 section tests 200 "$PY" -m pytest -q -rs -p no:cacheprovider "${TESTS[@]}"
 section e2e 200 "$PY" tools/gpu_check_e2e.py "$WORK/e2e" "${E2E[@]}"
 
-# --- training (issue 17) ---
+# --- training ---
 # tools/gpu_train_check.py (written for the multi-GPU issue) prints training speed and
 # the bf16/TF32 against fp32 comparison; it reads GPU_CHECK_DEVICE for its sizes.
 if [ -f tools/gpu_train_check.py ]; then

@@ -169,9 +169,9 @@ class Precision:
 def resolve_precision(config: TrainConfig, device: torch.device) -> Precision:
     """Decide ``auto`` for bf16 and TF32 on ``device``.
 
-    ``auto`` means off: the issue asks for these on by default only where a measurement
-    shows validation PSNR within 0.1 dB of fp32 at the same step, and no such measurement
-    has been made for this project yet (no GPU was available). ``true`` on a CPU is
+    ``auto`` means off: they become the default only once a measurement on a GPU shows
+    validation PSNR within 0.1 dB of fp32 at the same step (``tools/gpu_train_check.py``,
+    logged in docs/performance.md), and none has been made yet. ``true`` on a CPU is
     refused rather than silently ignored, since TF32 does not exist there.
     """
     bf16 = config.bf16 is True
