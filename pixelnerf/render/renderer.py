@@ -124,6 +124,7 @@ class Renderer(nn.Module):
         super().__init__()
         self.config = config
         self._mlp_kernels: dict[str, str] = {}  # resolved renderer.mlp_kernel per device
+        self._sized_chunks: dict[tuple[str, int], int] = {}  # (device, views) -> points
 
     def mlp_kernel(self, model: nn.Module, device: torch.device, precision: str) -> str:
         """``renderer.mlp_kernel`` resolved once per device, under ``precision`` (resolved)."""
@@ -141,11 +142,21 @@ class Renderer(nn.Module):
         return cls(RendererConfig.from_mapping(dict(cfg)))
 
     def chunk_points(self, model: nn.Module, device: torch.device) -> int:
+        """Network points a call, for the model's number of source views.
+
+        Sized from the device (``chunk_points`` null) once per device and view count: after
+        the first calls the caching allocator holds the memory they used, so the free memory
+        seen later is smaller, and sizing anew would shrink every later chunk (and change
+        the shapes a compiled network sees)."""
         sources = getattr(model, "sources", None)
         views = max(sources.num_views if sources is not None else 1, 1)
         chunk = self.config.chunk_points
-        chunk = default_chunk_points(device, views) if chunk is None else int(chunk)
-        return memory_capped(chunk, self.config.max_memory_mb, BYTES_PER_POINT_VIEW * views)
+        if chunk is None:
+            key = (str(device), views)
+            if key not in self._sized_chunks:
+                self._sized_chunks[key] = default_chunk_points(device, views)
+            chunk = self._sized_chunks[key]
+        return memory_capped(int(chunk), self.config.max_memory_mb, BYTES_PER_POINT_VIEW * views)
 
     def evaluate(
         self, model: nn.Module, points: torch.Tensor, viewdirs: torch.Tensor, coarse: bool

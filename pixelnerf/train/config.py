@@ -171,8 +171,8 @@ def resolve_precision(config: TrainConfig, device: torch.device) -> Precision:
 
     ``auto`` means off: they become the default only once a measurement on a GPU shows
     validation PSNR within 0.1 dB of fp32 at the same step (``tools/gpu_train_check.py``,
-    logged in docs/performance.md), and none has been made yet. ``true`` on a CPU is
-    refused rather than silently ignored, since TF32 does not exist there.
+    logged in docs/performance.md), and none has been made yet. ``tf32: true`` on a CPU
+    is refused rather than silently ignored, since TF32 does not exist there.
     """
     bf16 = config.bf16 is True
     tf32 = config.tf32 is True
