@@ -96,7 +96,7 @@ def measure(spec: dict[str, Any], data_root: Path, device: torch.device, steps: 
     run = build_run(spec, data_root, device, steps=steps, world=world)
     cfg = run.config
     batches = step_batches(run.train_set, cfg.batch_objects, cfg.seed, 0, steps, device,
-                           cfg.num_workers, cfg.cache_mb)
+                           run.loader_workers, cfg.cache_mb)
     began = timed_from = time.perf_counter()
     done = 0
     tf32 = tf32_matmul(run.precision.tf32) if device.type == "cuda" else contextlib.nullcontext()

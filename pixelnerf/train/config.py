@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,7 +74,8 @@ class TrainConfig:
             when a step queries more points than the map has cells. ``auto`` folds when
             the folded map is no wider than the latent, so sampling costs no more.
         num_workers: DataLoader worker processes decoding objects; 0 decodes in the main
-            process and keeps decoded objects in memory up to ``cache_mb``.
+            process and keeps decoded objects in memory up to ``cache_mb``; ``auto``: see
+            :func:`resolve_workers`.
         cache_mb: memory for decoded objects when ``num_workers`` is 0.
         val_objects: held-out (``val`` split) objects in the validation loss; 0 disables.
         max_views: at most this many views of an object are loaded for training, drawn by
@@ -111,7 +113,7 @@ class TrainConfig:
     bf16: bool | str = "auto"
     tf32: bool | str = "auto"
     fold_latent: bool | str = "auto"
-    num_workers: int = 0
+    num_workers: int | str = "auto"
     cache_mb: int = 4096
     val_objects: int = 4
     max_views: int | None = None
@@ -179,6 +181,29 @@ def resolve_precision(config: TrainConfig, device: torch.device) -> Precision:
     if tf32 and device.type != "cuda":
         raise PipelineError(f"train.tf32 is true but the device is {device}; TF32 needs CUDA")
     return Precision(bf16=bf16, tf32=tf32)
+
+
+MAX_AUTO_WORKERS = 8  # the published trainer's DataLoader workers
+
+
+def resolve_workers(config: TrainConfig, device: torch.device, ranks_on_node: int = 1,
+                    cpus: int | None = None) -> int:
+    """DataLoader workers of one training process: ``num_workers``, or for ``auto``
+
+    - on a CPU none: workers would take the cores the step computes on, and the in-memory
+      cache serves the objects seen before;
+    - on CUDA the process's share of the node's ``cpus`` (default: those it may run on)
+      less one for itself, at most ``MAX_AUTO_WORKERS``: the GPU's step is shorter than
+      decoding the 4 objects of a step in the training process (24 PNGs each), and a cache
+      cannot hold sn64's training set, so decoding must run beside the step.
+    """
+    if config.num_workers != "auto":
+        return int(config.num_workers)
+    if device.type != "cuda":
+        return 0
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0))
+    return max(1, min(MAX_AUTO_WORKERS, cpus // max(ranks_on_node, 1) - 1))
 
 
 def resolve_fold(config: TrainConfig, latent_width: int, folded_width: int) -> bool:

@@ -24,7 +24,13 @@ from pixelnerf.io import atomic_write_text
 from pixelnerf.model.checkpoint import load_checkpoint
 from pixelnerf.train.batches import first_objects, step_batches
 from pixelnerf.train.checkpoint import Checkpointer, warn
-from pixelnerf.train.config import Precision, TrainConfig, resolve_fold, resolve_precision
+from pixelnerf.train.config import (
+    Precision,
+    TrainConfig,
+    resolve_fold,
+    resolve_precision,
+    resolve_workers,
+)
 from pixelnerf.train.distributed import (
     SINGLE,
     World,
@@ -92,6 +98,7 @@ class Run:
     val_objects: list[dict[str, Any]]
     loss_settings: LossSettings = LossSettings()
     epoch_steps: int = 1  # steps of one pass over the training objects
+    loader_workers: int = 0  # train.num_workers resolved for the device
     world: World = SINGLE
     objective: Any = None  # the objective module (under DDP in a job of several ranks)
 
@@ -177,6 +184,7 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
                loss_settings=LossSettings(config.loss, config.lambda_coarse,
                                           config.lambda_fine),
                epoch_steps=math.ceil(len(train_set) / config.batch_objects),
+               loader_workers=resolve_workers(config, device, world.local_size),
                world=world, objective=wrap_objective(model, renderer, world, device))
 
 
@@ -361,7 +369,7 @@ def train(experiment: Mapping[str, Any], data_root: str | os.PathLike, paths: Ru
     began = time.perf_counter()
     reporter = Reporter(paths, start, run.budget) if world.main else None
     batches = step_batches(run.train_set, run.config.batch_objects, run.config.seed, start,
-                           run.budget, device, run.config.num_workers, run.config.cache_mb)
+                           run.budget, device, run.loader_workers, run.config.cache_mb)
     try:
         with tf32_matmul(run.precision.tf32) if device.type == "cuda" else contextlib.nullcontext():
             for step, objects in batches:
