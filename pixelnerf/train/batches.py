@@ -35,6 +35,18 @@ class StepObjectSampler(Sampler[list[int]]):
         return max(0, self.end - self.start)
 
 
+def reseed_worker_views(worker: int) -> None:
+    """DataLoader worker start: a reader that draws views at random (``max_views``) gets a
+    generator of its own per worker; each worker holds a copy of the reader, whose copied
+    generators would otherwise draw the same view subsets in every worker."""
+    import numpy as np
+    from torch.utils.data import get_worker_info
+
+    dataset = get_worker_info().dataset
+    if getattr(dataset, "rng", None) is not None:
+        dataset.rng = np.random.default_rng([int(dataset.rng.integers(1 << 62)), worker])
+
+
 def keep_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """DataLoader collate: objects may differ in view count, so they are not stacked."""
     return items
@@ -103,6 +115,7 @@ def step_batches(
             collate_fn=keep_list,
             num_workers=num_workers,
             pin_memory=device.type == "cuda",
+            worker_init_fn=reseed_worker_views,
         )
     else:
         cache = MemoryCache(dataset, cache_mb * BYTES_PER_MB)
