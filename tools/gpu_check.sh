@@ -8,6 +8,8 @@
 #   bash tools/gpu_check.sh             # on the GPU machine (python3 with torch + Triton)
 #   bash tools/gpu_check.sh --dry-run   # the same steps at tiny sizes on the CPU
 #                                       # (also: GPU_CHECK_DEVICE=cpu)
+#   GPU_CHECK_ONLY=e2e,training bash tools/gpu_check.sh   # only these sections (and env,
+#                                       # install), e.g. to rerun what a first run skipped
 #
 # Before a device run, here: bash tools/gpu_check_prepare.sh (wheels the image lacks and
 # the reference vectors, into .gpu_check/, which the device call carries).
@@ -31,6 +33,12 @@ BUDGET=${GPU_CHECK_BUDGET:-470}  # seconds for the whole run: a device call has 
 # the budget; a section with under 10 s left is skipped, and says so), record its outcome.
 section() {
     local name=$1 limit=$2; shift 2
+    case "$name" in env|install) ;; *)
+        if [ -n "${GPU_CHECK_ONLY:-}" ] && [[ ",$GPU_CHECK_ONLY," != *",$name,"* ]]; then
+            SUMMARY+=("$(printf '%-10s %-16s %5s' "$name" "not selected" -)")
+            return
+        fi ;;
+    esac
     local begin=$(date +%s)
     local left=$(( BUDGET - (begin - START) ))
     if [ "$left" -lt 10 ]; then
