@@ -1,8 +1,10 @@
 """A Triton GEMM with the ResnetFC's elementwise work fused: ``out = act(pre(X1) W1 + X2 W2 +
 bias + res + z)``, cast to the output's dtype.
 
-fused_linear -> fused_linear_kernel (autotuned on GPU, one fixed config in the
-interpreter) -> _accumulate (K loop over tensor descriptors or plain pointers).
+fused_linear -> fused_linear_kernel (one program a tile) or fused_linear_persistent_kernel
+(one program a multiprocessor, looping over tiles); each autotuned on GPU, one fixed config
+in the interpreter -> _linear_tile -> _accumulate (K loop over tensor descriptors or plain
+pointers), _epilogue (bias, residual, lin_z term, ReLU, cast, store).
 
 ``pre`` is an optional ReLU of X1 (the block's first ReLU, applied to the tile as it is
 loaded), ``act`` an optional ReLU of the result. The second operand pair (X2, W2) is the
@@ -39,6 +41,10 @@ AUTOTUNE_CONFIGS = (
     (64, 128, 64, 4, 4),
 )
 INTERPRETER_CONFIG = (128, 256, 128, 4, 1)  # large tiles: the interpreter pays per tile step
+# The persistent kernel's programs in the interpreter: any count computes the same; 3 does
+# not divide the tile counts of power-of-two row counts, so a program's share is uneven.
+INTERPRETER_PROGRAMS = 3
+GROUP_M = 8  # row blocks a group of the persistent kernel's tile order
 # Row counts share one tuning from here up (every chunk of a render is at least this big).
 LARGEST_M_BUCKET = 1 << 16
 H100_SHARED_MEMORY_BYTES = 232448  # per block on Hopper (227 KiB)
@@ -69,29 +75,26 @@ def _accumulate(acc, x_ptr, x_desc, w_ptr, w_desc, stride_xm, off_m, off_n, M, N
 
 
 @triton.jit
-def fused_linear_kernel(
-    x_ptr, x_desc, w_ptr, w_desc, x2_ptr, x2_desc, w2_ptr, w2_desc,
-    bias_ptr, res_ptr, z_ptr, out_ptr,
-    M, N, K, K2, M_BUCKET,
-    stride_xm, stride_x2m, stride_rm, stride_zm, stride_om,
-    RELU_IN: tl.constexpr, RELU_OUT: tl.constexpr, HAS_X2: tl.constexpr,
-    HAS_RES: tl.constexpr, HAS_Z: tl.constexpr, DTYPE: tl.constexpr,
-    DOT_PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-):
-    """One (BLOCK_M, BLOCK_N) tile of out (M, N); column tiles of a row block run next to
-    each other so that its X rows are read from L2. ``M_BUCKET`` only keys the autotuner."""
-    pid = tl.program_id(0)
-    num_n = tl.cdiv(N, BLOCK_N)
-    off_m = (pid // num_n) * BLOCK_M
-    off_n = (pid % num_n) * BLOCK_N
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    acc = _accumulate(acc, x_ptr, x_desc, w_ptr, w_desc, stride_xm, off_m, off_n, M, N, K,
-                      RELU_IN, DTYPE, DOT_PRECISION, USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
-    if HAS_X2:
-        acc = _accumulate(acc, x2_ptr, x2_desc, w2_ptr, w2_desc, stride_x2m, off_m, off_n, M,
-                          N, K2, False, DTYPE, DOT_PRECISION, USE_TMA, BLOCK_M, BLOCK_N,
-                          BLOCK_K)
+def _tile_offsets(tile, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  GROUP_M: tl.constexpr):
+    """(off_m, off_n) of output tile number ``tile``: tiles go GROUP_M row blocks at a time,
+    down the rows of the group and then across its columns, so that tiles running at the
+    same time share X rows and W columns in L2. GROUP_M 1: the columns of one row block
+    next to each other."""
+    num_m = tl.cdiv(M, BLOCK_M)
+    tiles_per_group = GROUP_M * tl.cdiv(N, BLOCK_N)
+    first_m = (tile // tiles_per_group) * GROUP_M
+    rows = tl.minimum(num_m - first_m, GROUP_M)  # the last group can be short
+    in_group = tile % tiles_per_group
+    return (first_m + in_group % rows) * BLOCK_M, (in_group // rows) * BLOCK_N
+
+
+@triton.jit
+def _epilogue(acc, off_m, off_n, M, N, bias_ptr, res_ptr, z_ptr, out_ptr,
+              stride_rm, stride_zm, stride_om, RELU_OUT: tl.constexpr, HAS_RES: tl.constexpr,
+              HAS_Z: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """out[off_m:, off_n:] = act(acc + bias + res + z), cast to out's dtype (masked at the
+    edges of out (M, N))."""
     offs_m = off_m + tl.arange(0, BLOCK_M)
     offs_n = off_n + tl.arange(0, BLOCK_N)
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
@@ -106,6 +109,76 @@ def fused_linear_kernel(
         acc = tl.maximum(acc, 0.0)
     tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :],
              acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _linear_tile(
+    off_m, off_n, x_ptr, x_desc, w_ptr, w_desc, x2_ptr, x2_desc, w2_ptr, w2_desc,
+    bias_ptr, res_ptr, z_ptr, out_ptr, M, N, K, K2,
+    stride_xm, stride_x2m, stride_rm, stride_zm, stride_om,
+    RELU_IN: tl.constexpr, RELU_OUT: tl.constexpr, HAS_X2: tl.constexpr,
+    HAS_RES: tl.constexpr, HAS_Z: tl.constexpr, DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """The (BLOCK_M, BLOCK_N) tile of out at (off_m, off_n): both K loops, then the epilogue."""
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = _accumulate(acc, x_ptr, x_desc, w_ptr, w_desc, stride_xm, off_m, off_n, M, N, K,
+                      RELU_IN, DTYPE, DOT_PRECISION, USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
+    if HAS_X2:
+        acc = _accumulate(acc, x2_ptr, x2_desc, w2_ptr, w2_desc, stride_x2m, off_m, off_n, M,
+                          N, K2, False, DTYPE, DOT_PRECISION, USE_TMA, BLOCK_M, BLOCK_N,
+                          BLOCK_K)
+    _epilogue(acc, off_m, off_n, M, N, bias_ptr, res_ptr, z_ptr, out_ptr, stride_rm,
+              stride_zm, stride_om, RELU_OUT, HAS_RES, HAS_Z, BLOCK_M, BLOCK_N)
+
+
+@triton.jit
+def fused_linear_kernel(
+    x_ptr, x_desc, w_ptr, w_desc, x2_ptr, x2_desc, w2_ptr, w2_desc,
+    bias_ptr, res_ptr, z_ptr, out_ptr,
+    M, N, K, K2, M_BUCKET,
+    stride_xm, stride_x2m, stride_rm, stride_zm, stride_om,
+    RELU_IN: tl.constexpr, RELU_OUT: tl.constexpr, HAS_X2: tl.constexpr,
+    HAS_RES: tl.constexpr, HAS_Z: tl.constexpr, DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One (BLOCK_M, BLOCK_N) tile of out (M, N) a program, one program a tile; column
+    tiles of a row block run next to each other so that its X rows are read from L2.
+    ``M_BUCKET`` only keys the autotuner."""
+    off_m, off_n = _tile_offsets(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, 1)
+    _linear_tile(off_m, off_n, x_ptr, x_desc, w_ptr, w_desc, x2_ptr, x2_desc, w2_ptr,
+                 w2_desc, bias_ptr, res_ptr, z_ptr, out_ptr, M, N, K, K2,
+                 stride_xm, stride_x2m, stride_rm, stride_zm, stride_om,
+                 RELU_IN, RELU_OUT, HAS_X2, HAS_RES, HAS_Z, DTYPE, DOT_PRECISION, USE_TMA,
+                 BLOCK_M, BLOCK_N, BLOCK_K)
+
+
+@triton.jit
+def fused_linear_persistent_kernel(
+    x_ptr, x_desc, w_ptr, w_desc, x2_ptr, x2_desc, w2_ptr, w2_desc,
+    bias_ptr, res_ptr, z_ptr, out_ptr,
+    M, N, K, K2, M_BUCKET,
+    stride_xm, stride_x2m, stride_rm, stride_zm, stride_om,
+    RELU_IN: tl.constexpr, RELU_OUT: tl.constexpr, HAS_X2: tl.constexpr,
+    HAS_RES: tl.constexpr, HAS_Z: tl.constexpr, DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    NUM_SMS: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """The same tiles from at most NUM_SMS programs, each looping over tiles pid,
+    pid + NUM_SMS, ... in grouped order; the tensor descriptors are made once on the host
+    and serve every tile. The tile loop is flattened with the K loops so that the compiler
+    can pipeline the next tile's loads across this tile's epilogue."""
+    num_tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
+    for tile in tl.range(tl.program_id(0), num_tiles, NUM_SMS, flatten=True):
+        off_m, off_n = _tile_offsets(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        _linear_tile(off_m, off_n, x_ptr, x_desc, w_ptr, w_desc, x2_ptr, x2_desc, w2_ptr,
+                     w2_desc, bias_ptr, res_ptr, z_ptr, out_ptr, M, N, K, K2,
+                     stride_xm, stride_x2m, stride_rm, stride_zm, stride_om,
+                     RELU_IN, RELU_OUT, HAS_X2, HAS_RES, HAS_Z, DTYPE, DOT_PRECISION,
+                     USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 _DESCRIPTORS = (("x_desc", "BLOCK_M", "BLOCK_K"), ("w_desc", "BLOCK_K", "BLOCK_N"),
@@ -138,13 +211,27 @@ def _prune(configs: list, named_args: dict, **kwargs) -> list:
     return configs[:1] if dtype == tl.float32 else configs
 
 
-_tuned_kernel = triton.autotune(
-    configs=[_config(*c) for c in AUTOTUNE_CONFIGS],
-    prune_configs_by={"early_config_prune": _prune},
-    key=["M_BUCKET", "N", "K", "K2", "RELU_IN", "RELU_OUT", "HAS_X2", "HAS_RES", "HAS_Z",
-         "DTYPE", "DOT_PRECISION", "USE_TMA"],
-    **_CACHE,
-)(fused_linear_kernel)
+def _autotuned(kernel: triton.JITFunction, *extra_key: str) -> triton.runtime.Autotuner:
+    """``kernel`` tuned over AUTOTUNE_CONFIGS, once per shape and variant."""
+    return triton.autotune(
+        configs=[_config(*c) for c in AUTOTUNE_CONFIGS],
+        prune_configs_by={"early_config_prune": _prune},
+        key=["M_BUCKET", "N", "K", "K2", "RELU_IN", "RELU_OUT", "HAS_X2", "HAS_RES", "HAS_Z",
+             "DTYPE", "DOT_PRECISION", "USE_TMA", *extra_key],
+        **_CACHE,
+    )(kernel)
+
+
+_TUNED = {False: _autotuned(fused_linear_kernel),
+          True: _autotuned(fused_linear_persistent_kernel, "NUM_SMS", "GROUP_M")}
+
+
+def program_count(device: torch.device) -> int:
+    """Programs of the persistent kernel: one per multiprocessor on CUDA; in the
+    interpreter (programs run one after another) INTERPRETER_PROGRAMS."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return INTERPRETER_PROGRAMS
 
 
 def tma_supported(*tensors: torch.Tensor | None) -> bool:
@@ -175,10 +262,14 @@ def fused_linear(
     w2_t: torch.Tensor | None = None,
     dot_precision: str = "ieee",
     use_tma: bool | None = None,
+    persistent: bool = False,
+    num_sms: int | None = None,
 ) -> torch.Tensor:
     """x: (M, K) rows; w_t: (K, N) contiguous in the compute dtype;
     bias: (N,); res, z: (M, N) rows or None; x2: (M, K2) with w2_t (K2, N), or None
-    -> (M, N) in ``out_dtype``. ``use_tma`` None: descriptors wherever they are supported."""
+    -> (M, N) in ``out_dtype``. ``use_tma`` None: descriptors wherever they are supported.
+    ``persistent``: at most ``num_sms`` programs (None: ``program_count``) loop over the
+    tiles, instead of one program a tile; the same arithmetic either way."""
     # The loads step along columns one element at a time: rows must have unit column
     # stride (a sampled feature map can come transposed).
     x, x2, res, z = (t if t is None or t.stride(-1) == 1 else t.contiguous()
@@ -206,16 +297,20 @@ def fused_linear(
         for name, tensor in (("x_desc", x), ("w_desc", w_t), ("x2_desc", x2), ("w2_desc", w2_t)):
             if tensor is not None:
                 args[name] = TensorDescriptor.from_tensor(tensor, [16, 16])
+    if persistent:
+        args.update(NUM_SMS=program_count(x.device) if num_sms is None else num_sms,
+                    GROUP_M=GROUP_M)
+
+    def grid(meta: dict) -> tuple[int]:
+        tiles = triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"])
+        return (min(tiles, meta["NUM_SMS"]) if persistent else tiles,)
+
     if triton_interpreting() or not x.is_cuda:
         block_m, block_n, block_k, warps, stages = INTERPRETER_CONFIG
         meta = {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k}
         _set_block_shapes({**args, **meta})
-        grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n),)
-        fused_linear_kernel[grid](**args, **meta, num_warps=warps, num_stages=stages)
+        kernel = fused_linear_persistent_kernel if persistent else fused_linear_kernel
+        kernel[grid({**args, **meta})](**args, **meta, num_warps=warps, num_stages=stages)
         return out
-
-    def grid(meta: dict) -> tuple[int]:
-        return (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
-
-    _tuned_kernel[grid](**args)
+    _TUNED[persistent][grid](**args)
     return out

@@ -79,12 +79,15 @@ def triton_forward(
     latent: torch.Tensor | None,
     x: torch.Tensor,
     latent_terms: torch.Tensor | None = None,
+    persistent: bool = False,
 ) -> torch.Tensor:
     """``ResnetFC.forward`` for inference: same arguments and shapes.
 
     latent: (SB, NS, B, d_latent) or None; x: (SB, NS, B, d_in); latent_terms:
     (SB, NS, B, n_lin_z * d_hidden) or None -> (SB, B, d_out) fp32. The compute dtype is
     autocast's where it is on, else fp32; fp32 uses TF32 where CUDA's matmul switch allows it.
+    ``persistent``: every layer through the persistent GEMM (``fused_linear``); the
+    default stays one program a tile until a GPU has measured which is faster.
     """
     from pixelnerf.model.mlp import reduce_views
 
@@ -119,7 +122,7 @@ def triton_forward(
                ) -> torch.Tensor:
         extra.setdefault("bias", weights.b[name])
         return fused_linear(inputs, weights.w[name], out_dtype=out_dtype,
-                            dot_precision=precision, **extra)
+                            dot_precision=precision, persistent=persistent, **extra)
 
     h = linear(x.reshape(-1, x.shape[-1]), "lin_in", torch.float32, **injection(0, "lin_in"))
     reduced = False

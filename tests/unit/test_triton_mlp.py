@@ -1,6 +1,7 @@
-"""The fused Triton MLP kernel without a GPU: its arithmetic in Triton's interpreter, its
-compilation for Hopper (sm_90) with the shared memory each autotune config needs, and the
-renderer.mlp_kernel setting (resolution, self-check, one-line errors)."""
+"""The fused Triton MLP kernel without a GPU: its arithmetic in Triton's interpreter (one
+program a tile, and the persistent kernel), its compilation for Hopper (sm_90) with the
+shared memory each autotune config needs, and the renderer.mlp_kernel setting (resolution,
+self-check, one-line errors)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from pixelnerf.errors import PipelineError
 from pixelnerf.model.mlp import ResnetFC
 from pixelnerf.model.triton_kernels import (
     AUTOTUNE_CONFIGS,
+    GROUP_M,
     H100_SHARED_MEMORY_BYTES,
     fused_linear_kernel,
+    fused_linear_persistent_kernel,
 )
 from pixelnerf.render import Renderer
 
@@ -32,14 +35,26 @@ FP16_REL_L2 = 2e-3  # fp16 operands (11-bit mantissa) through 12 layers, fp32 ac
 HOPPER = GPUTarget("cuda", 90, 32)
 
 
-@pytest.fixture(scope="module")
-def interpreted() -> dict:
-    """The interpreter run (its own process: TRITON_INTERPRET must precede the import)."""
+def run_interpreter(script: str) -> dict:
+    """A helper script's JSON (its own process: TRITON_INTERPRET must precede the import)."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(HELPERS / "triton_interpreter.py")], env=env,
+    done = subprocess.run([sys.executable, str(HELPERS / script)], env=env,
                           capture_output=True, text=True, timeout=600, cwd=HELPERS)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def interpreted() -> dict:
+    """The one-program-a-tile kernel in the interpreter."""
+    return run_interpreter("triton_interpreter.py")
+
+
+@pytest.fixture(scope="module")
+def interpreted_persistent() -> dict:
+    """The persistent kernel in the interpreter: 3 programs over the MLP's 4 and 2 tiles;
+    one layer of 18 tiles (9 row blocks: a full group and a short one) over 4 programs."""
+    return run_interpreter("triton_interpreter_persistent.py")
 
 
 @pytest.mark.parametrize("case", ["fp32_folded", "fp32_unfolded", "layer_tma",
@@ -54,54 +69,111 @@ def test_fp16_kernel_stays_within_fp16_rounding(interpreted):
     assert result["finite"] and 0 < result["rel_l2"] < FP16_REL_L2, result
 
 
-def hopper_signature(tma: bool, block: tuple[int, int, int]) -> tuple[dict, dict]:
-    """ASTSource signature and constexprs of the bf16 fc_1 launch of the unfolded path
-    (fp32 activations and residual, bf16 weights, a second operand pair): the largest
-    operand set the kernel takes in bf16."""
+@pytest.mark.parametrize("case", ["fp32_folded", "fp32_unfolded", "layer_tma",
+                                  "layer_pointers"])
+def test_the_persistent_fp32_kernel_matches_the_torch_path_at_the_published_size(
+        interpreted_persistent, case):
+    assert interpreted_persistent[case]["finite"]
+    assert interpreted_persistent[case]["max_abs"] < FP32_ATOL, interpreted_persistent[case]
+
+
+def test_the_persistent_fp16_kernel_stays_within_fp16_rounding(interpreted_persistent):
+    result = interpreted_persistent["fp16_folded"]
+    assert result["finite"] and 0 < result["rel_l2"] < FP16_REL_L2, result
+
+
+@pytest.mark.parametrize("case", ["layer_tma", "layer_pointers"])
+def test_the_persistent_kernel_computes_each_tile_as_the_one_tile_kernel(
+        interpreted_persistent, case):
+    # the same tile sizes and the one epilogue: the same bits, whichever program did a tile
+    assert interpreted_persistent["group_m"] == GROUP_M < 9  # the layer's 9 row blocks
+    assert interpreted_persistent[case]["bitwise_equal_to_tiles"]
+
+
+def hopper_signature(tma: bool, block: tuple[int, int, int], kernel=fused_linear_kernel,
+                     lin_z: str = "x2", weights: str = "bf16") -> tuple[dict, dict]:
+    """ASTSource signature and constexprs of an fc_1 launch: fp32 activations and residual,
+    bf16 weights, and the lin_z term as a second operand pair (``lin_z`` "x2": the
+    unfolded path, the largest operand set of the one-tile kernel) or added in the
+    epilogue ("z": the folded path, where the persistent kernel's tile loop is flattened
+    with its one K loop). ``weights`` "fp32": fp32 weights with TF32 dots."""
     block_m, block_n, block_k = block
-    pointers = {"x_ptr": "*fp32", "w_ptr": "*bf16", "x2_ptr": "*fp32", "w2_ptr": "*bf16",
-                "bias_ptr": "*fp32", "res_ptr": "*fp32", "out_ptr": "*fp32"}
+    unfolded = lin_z == "x2"
+    pointers = {"x_ptr": "*fp32", "w_ptr": f"*{weights}", "bias_ptr": "*fp32",
+                "res_ptr": "*fp32", "out_ptr": "*fp32"}
     descriptors = {"x_desc": f"tensordesc<fp32[{block_m}, {block_k}]>",
-                   "w_desc": f"tensordesc<bf16[{block_k}, {block_n}]>",
-                   "x2_desc": f"tensordesc<fp32[{block_m}, {block_k}]>",
-                   "w2_desc": f"tensordesc<bf16[{block_k}, {block_n}]>"}
-    constexprs = dict(RELU_IN=False, RELU_OUT=False, HAS_X2=True, HAS_RES=True, HAS_Z=False,
-                      DTYPE=tl.bfloat16, DOT_PRECISION="ieee", USE_TMA=tma, BLOCK_M=block_m,
-                      BLOCK_N=block_n, BLOCK_K=block_k, z_ptr=None)
+                   "w_desc": f"tensordesc<{weights}[{block_k}, {block_n}]>"}
+    if unfolded:
+        pointers.update(x2_ptr="*fp32", w2_ptr=f"*{weights}")
+        descriptors.update(x2_desc=f"tensordesc<fp32[{block_m}, {block_k}]>",
+                           w2_desc=f"tensordesc<{weights}[{block_k}, {block_n}]>")
+    else:
+        pointers["z_ptr"] = "*fp32"
+    constexprs = dict(RELU_IN=False, RELU_OUT=False, HAS_X2=unfolded, HAS_RES=True,
+                      HAS_Z=not unfolded, DTYPE=tl.float32 if weights == "fp32" else tl.bfloat16,
+                      DOT_PRECISION="tf32" if weights == "fp32" else "ieee", USE_TMA=tma,
+                      BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+                      NUM_SMS=132, GROUP_M=GROUP_M)  # an H200's multiprocessors
     signature = {}
-    for name in fused_linear_kernel.arg_names:
+    for name in kernel.arg_names:
         if name in constexprs:
             signature[name] = "constexpr"
         elif name in descriptors and tma:
             signature[name] = descriptors[name]
         elif name in pointers and not (tma and name[:-4] + "_desc" in descriptors):
             signature[name] = pointers[name]
-        elif name in pointers or name in descriptors:
+        elif name.endswith(("_ptr", "_desc")):
             signature[name] = "constexpr"
             constexprs[name] = None
         else:
             signature[name] = "i32"
+    constexprs = {name: value for name, value in constexprs.items() if name in signature}
     return signature, constexprs
+
+
+def compile_for_hopper(kernel, signature: dict, constexprs: dict, warps: int, stages: int):
+    source = triton.compiler.ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+    return triton.compile(source, target=HOPPER,
+                          options={"num_warps": warps, "num_stages": stages})
 
 
 @pytest.mark.parametrize("config", AUTOTUNE_CONFIGS, ids=lambda c: "x".join(map(str, c)))
 def test_every_autotune_config_compiles_for_hopper_within_its_shared_memory(config):
     block_m, block_n, block_k, warps, stages = config
     signature, constexprs = hopper_signature(True, (block_m, block_n, block_k))
-    source = triton.compiler.ASTSource(fn=fused_linear_kernel, signature=signature,
-                                       constexprs=constexprs)
-    kernel = triton.compile(source, target=HOPPER,
-                            options={"num_warps": warps, "num_stages": stages})
+    kernel = compile_for_hopper(fused_linear_kernel, signature, constexprs, warps, stages)
     assert 0 < kernel.metadata.shared <= H100_SHARED_MEMORY_BYTES, kernel.metadata.shared
     assert "wgmma" in kernel.asm["ptx"]  # Hopper's warpgroup matrix instructions
     assert "cp.async.bulk.tensor" in kernel.asm["ptx"]  # the tensor-descriptor (TMA) loads
 
 
+# The persistent kernel with the folded term (its tile loop is flattened with the K loop,
+# which holds the most shared memory) at the largest tile, and at the one config fp32
+# operands take (it has no other); unfolded (two K loops, not flattened) at the first.
+# Another bf16 config that overflowed would cost tuning time only: the autotuner skips a
+# config that runs out of resources.
+PERSISTENT_CASES = [(AUTOTUNE_CONFIGS[1], "z", "bf16"), (AUTOTUNE_CONFIGS[0], "z", "fp32"),
+                    (AUTOTUNE_CONFIGS[0], "x2", "bf16")]
+
+
+@pytest.mark.parametrize("config,lin_z,weights", PERSISTENT_CASES,
+                         ids=lambda c: "x".join(map(str, c)) if isinstance(c, tuple) else c)
+def test_the_persistent_kernel_compiles_for_hopper_within_its_shared_memory(
+        config, lin_z, weights):
+    block_m, block_n, block_k, warps, stages = config
+    signature, constexprs = hopper_signature(True, (block_m, block_n, block_k),
+                                             fused_linear_persistent_kernel, lin_z, weights)
+    kernel = compile_for_hopper(fused_linear_persistent_kernel, signature, constexprs, warps,
+                                stages)
+    assert 0 < kernel.metadata.shared <= H100_SHARED_MEMORY_BYTES, kernel.metadata.shared
+    assert "wgmma" in kernel.asm["ptx"] and "cp.async.bulk.tensor" in kernel.asm["ptx"]
+    # one loop over this program's tiles, stepping by the program count
+    assert f"step %c{constexprs['NUM_SMS']}_i32" in kernel.asm["ttgir"]
+
+
 def test_the_pointer_path_compiles_for_hopper_too():
     signature, constexprs = hopper_signature(False, AUTOTUNE_CONFIGS[0][:3])
-    source = triton.compiler.ASTSource(fn=fused_linear_kernel, signature=signature,
-                                       constexprs=constexprs)
-    kernel = triton.compile(source, target=HOPPER, options={"num_warps": 8, "num_stages": 3})
+    kernel = compile_for_hopper(fused_linear_kernel, signature, constexprs, 8, 3)
     assert 0 < kernel.metadata.shared <= H100_SHARED_MEMORY_BYTES
     assert "cp.async.bulk.tensor" not in kernel.asm["ptx"]
 
