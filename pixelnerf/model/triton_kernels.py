@@ -30,9 +30,10 @@ except ImportError:  # pragma: no cover - older Triton: the pointer path only
     TensorDescriptor = None
 
 TRITON_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
-# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Each fits Hopper's shared memory with
-# fp32 activations and fp32 weights, the largest operands the kernel takes (a test
-# compiles every one for sm_90 and checks).
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages), shared by both kernels. Each fits
+# Hopper's shared memory with fp32 activations and fp32 weights, the largest operands the
+# kernel takes (a test compiles every one for sm_90 and checks; for the persistent kernel,
+# whose flattened loop needs more, the largest tile and the one config fp32 takes).
 AUTOTUNE_CONFIGS = (
     (128, 128, 32, 8, 3),
     (128, 256, 32, 8, 3),

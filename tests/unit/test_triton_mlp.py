@@ -93,10 +93,10 @@ def test_the_persistent_kernel_computes_each_tile_as_the_one_tile_kernel(
 def hopper_signature(tma: bool, block: tuple[int, int, int], kernel=fused_linear_kernel,
                      lin_z: str = "x2", weights: str = "bf16") -> tuple[dict, dict]:
     """ASTSource signature and constexprs of an fc_1 launch: fp32 activations and residual,
-    bf16 weights, and the lin_z term as a second operand pair (``lin_z`` "x2": the
-    unfolded path, the largest operand set of the one-tile kernel) or added in the
-    epilogue ("z": the folded path, where the persistent kernel's tile loop is flattened
-    with its one K loop). ``weights`` "fp32": fp32 weights with TF32 dots."""
+    ``weights`` bf16 (or fp32, with TF32 dots), and the lin_z term as a second operand pair
+    (``lin_z`` "x2": the unfolded path, the largest operand set of the one-tile kernel) or
+    added in the epilogue ("z": the folded path, where the persistent kernel's tile loop
+    is flattened with its one K loop)."""
     block_m, block_n, block_k = block
     unfolded = lin_z == "x2"
     pointers = {"x_ptr": "*fp32", "w_ptr": f"*{weights}", "bias_ptr": "*fp32",
