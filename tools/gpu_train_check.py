@@ -42,6 +42,7 @@ from pixelnerf.train.objective import tf32_matmul
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SN64 = PROJECT_ROOT / "config/experiments/sn64.yaml"
+DATASET_DIR = "check"
 RESULT = "gpu_train_check result: "  # the line a --worker rank 0 prints
 PRECISIONS = {"fp32": {"bf16": False, "tf32": False},
               "tf32": {"bf16": False, "tf32": True},
@@ -79,9 +80,19 @@ def experiment(tiny: bool, steps: int, precision: str) -> dict[str, Any]:
     train.update(weights="train", steps=steps, val_every=steps, vis_every=0,
                  checkpoint_every=steps, val_objects=2, **PRECISIONS[precision])
     return {"name": "gpu_train_check",
-            "dataset": {"format": "dvr", "dir": "check", "list_prefix": "softras_",
+            "dataset": {"format": "dvr", "dir": DATASET_DIR, "list_prefix": "softras_",
                         "image_size": None},
             "model": model, "renderer": renderer, "train": train}
+
+
+def synthesize_check_data(work: Path, tiny: bool) -> Path:
+    """The check's procedural objects in the DVR layout (64 x 64, sn64's size, unless
+    ``tiny``) in ``work/data/check``; returns ``work/data``, the data root of
+    :func:`experiment`'s dataset."""
+    data_root = work / "data"
+    synthesize(SynthSettings.from_mapping((TINY if tiny else FULL)["synth"]),
+               data_root / DATASET_DIR)
+    return data_root
 
 
 def synchronize(device: torch.device) -> None:
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         if args.work is None:
             args.work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        synthesize(SynthSettings.from_mapping(size["synth"]), args.work / "data" / "check")
+        data_root = synthesize_check_data(args.work, args.tiny)
         device = resolve_device(args.device)
         rows = []
         for mode in PRECISIONS:
@@ -192,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                            note="needs CUDA")
             else:
                 row.update(measure(experiment(args.tiny, size["steps"], mode),
-                                   args.work / "data", device, size["steps"], size["warmup"],
+                                   data_root, device, size["steps"], size["warmup"],
                                    size["time_box_s"]))
             rows.append(row)
         gpus = torch.cuda.device_count() if device.type == "cuda" else 0
