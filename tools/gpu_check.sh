@@ -2,8 +2,9 @@
 # Prepared GPU check: one run on a fresh GPU machine prints the environment, the CUDA
 # parity and precision-bound tests, the Triton kernel's errors and times, the bench at
 # the published sn64 size (reference, torch paths, Triton path; rays/s and the projected
-# sn64 rendering time), an end-to-end sharded render + metrics with objects/s, and the
-# training section, each time-boxed, then a summary. See docs/performance.md.
+# sn64 rendering time), an end-to-end sharded render + metrics with objects/s, the
+# training section and the published trainer's steps/s beside ours, each time-boxed, then
+# a summary. See docs/performance.md.
 #
 #   bash tools/gpu_check.sh             # on the GPU machine (python3 with torch + Triton)
 #   bash tools/gpu_check.sh --dry-run   # the same steps at tiny sizes on the CPU
@@ -11,8 +12,8 @@
 #   GPU_CHECK_ONLY=e2e,training bash tools/gpu_check.sh   # only these sections (and env,
 #                                       # install), e.g. to rerun what a first run skipped
 #
-# Before a device run, here: bash tools/gpu_check_prepare.sh (wheels the image lacks and
-# the reference vectors, into .gpu_check/, which the device call carries).
+# Before a device run, here: bash tools/gpu_check_prepare.sh (wheels the image lacks, the
+# reference vectors and the published code, into .gpu_check/, which the device call carries).
 set -u
 # The whole script is one block, so that bash has read all of it before it runs any: an
 # edit of the file during a run cannot change the run.
@@ -29,16 +30,21 @@ SUMMARY=()
 
 BUDGET=${GPU_CHECK_BUDGET:-470}  # seconds for the whole run: a device call has 8 minutes
 
+# selected NAME: whether GPU_CHECK_ONLY (when set) names the section; env and install
+# always run.
+selected() {
+    case "$1" in env|install) return 0 ;; esac
+    [ -z "${GPU_CHECK_ONLY:-}" ] || [[ ",$GPU_CHECK_ONLY," == *",$1,"* ]]
+}
+
 # section NAME SECONDS COMMAND...: run COMMAND under a time limit (cut to what is left of
 # the budget; a section with under 10 s left is skipped, and says so), record its outcome.
 section() {
     local name=$1 limit=$2; shift 2
-    case "$name" in env|install) ;; *)
-        if [ -n "${GPU_CHECK_ONLY:-}" ] && [[ ",$GPU_CHECK_ONLY," != *",$name,"* ]]; then
-            SUMMARY+=("$(printf '%-10s %-16s %5s' "$name" "not selected" -)")
-            return
-        fi ;;
-    esac
+    if ! selected "$name"; then
+        SUMMARY+=("$(printf '%-10s %-16s %5s' "$name" "not selected" -)")
+        return
+    fi
     local begin=$(date +%s)
     local left=$(( BUDGET - (begin - START) ))
     if [ "$left" -lt 10 ]; then
@@ -142,12 +148,33 @@ section e2e 200 "$PY" tools/gpu_check_e2e.py "$WORK/e2e" "${E2E[@]}"
 # --- training ---
 # tools/gpu_train_check.py (written for the multi-GPU issue) prints training speed and
 # the bf16/TF32 against fp32 comparison; it reads GPU_CHECK_DEVICE for its sizes.
+# Its data and rows stay in $WORK/train for the next section.
 if [ -f tools/gpu_train_check.py ]; then
-    section training 150 "$PY" tools/gpu_train_check.py
+    section training 150 "$PY" tools/gpu_train_check.py --work "$WORK/train" \
+        --json "$WORK/train/rows.json"
 else
     echo
     echo "=== training: tools/gpu_train_check.py is not in this checkout"
     note training "absent"
+fi
+
+# --- the published trainer beside ours ---
+# tools/published_train_bench.py runs sxyu/pixel-nerf's train/train.py, unedited, on the
+# training section's data for a 45 s time box and prints its steps/s beside that section's
+# rows (without them, as under GPU_CHECK_ONLY=published, it makes the data and measures our
+# fp32 row itself). tools/gpu_check_prepare.sh puts the code and its wheels into
+# .gpu_check/; CI has neither, so the dry run notes a missing copy, while on the device it
+# fails.
+PUBLISHED=.gpu_check/published
+if [ "$DEVICE" = cpu ] && [ ! -f "$PUBLISHED/train/train.py" ] && selected published; then
+    echo
+    echo "=== published: NOTE published code not prepared ($PUBLISHED: tools/gpu_check_prepare.sh)"
+    note published "NOTE (not prepared)"
+else
+    OURS=()
+    [ -f "$WORK/train/rows.json" ] && OURS=(--ours "$WORK/train/rows.json")
+    section published 90 "$PY" tools/published_train_bench.py --published "$PUBLISHED" \
+        --wheels .gpu_check/published_wheels --work "$WORK/train" ${OURS[@]+"${OURS[@]}"}
 fi
 
 echo

@@ -25,6 +25,7 @@ def test_only_the_selected_sections_run(project_root):
     out, status = _dry_run(project_root, GPU_CHECK_ONLY="none-of-them")
     assert status["env"].startswith("ok")
     assert all(status[name].startswith("not selected") for name in SECTIONS[1:]), status
+    assert status["published"].startswith("not selected"), status
     assert "=== bench" not in out
 
 
@@ -33,5 +34,11 @@ def test_the_dry_run_runs_every_section(project_root):
     assert all(status.get(name, "").startswith("ok") for name in SECTIONS), status
     assert status["install"].startswith("skipped")
     assert status["training"].split()[0] in ("ok", "absent")
+    # The published trainer beside ours: run where tools/gpu_check_prepare.sh put its code,
+    # else (CI) a note that does not fail the dry run.
+    if (project_root / ".gpu_check/published/train/train.py").is_file():
+        assert status["published"].startswith("ok") and "vs published" in out
+    else:
+        assert status["published"].startswith("NOTE") and "published code not prepared" in out
     assert "fp32+torch" in out and "e2e: projected sn64 evaluation" in out
     assert "relative L2" in out and "1 passed" in out
