@@ -22,6 +22,7 @@ from pixelnerf.eval.inference import Cameras, render_view_passes
 from pixelnerf.eval.protocol import ViewSelection
 from pixelnerf.model import PixelNeRF
 from pixelnerf.render import Renderer
+from pixelnerf.render.compiling import MAX_AUTOTUNE, compiled_graphs
 from pixelnerf.render.precision import PRECISIONS, bf16_supported, resolve_precision
 
 # The paper's sn64 evaluation: objects x target views x pixels.
@@ -35,6 +36,7 @@ PATH_OPTIONS = {
     "nofold": ("fold_latent", False),
     "compile": ("compile", True),
     "eager": ("compile", False),
+    "autotune": ("compile", MAX_AUTOTUNE),
     "published": ("mlp_kernel", "published"),
     "torch": ("mlp_kernel", "torch"),
     "triton": ("mlp_kernel", "triton"),
@@ -53,9 +55,15 @@ PEAK_TFLOPS = {
 
 @dataclass(frozen=True)
 class BenchResult:
+    """One path's timed renders; ``warmup_seconds`` is its untimed first render (which pays
+    any compilation and autotuning), ``compiles`` the graphs ``torch.compile`` compiled in
+    the warm-up and in the timed renders (a fixed-shape path should add none to the latter)."""
+
     label: str
     rays: int
     seconds: float
+    warmup_seconds: float
+    compiles: tuple[int, int]
     flop_per_ray: float
     points_per_ray: int
     peak_memory_bytes: int
@@ -140,8 +148,10 @@ def path_settings(path: str, rays_per_object: int) -> tuple[dict, int]:
 
     ``reference`` is the published loop (fp32, eager, no folding, 50,000-point calls). Any
     other path is ``<precision>`` with the experiment's renderer settings, changed by the
-    options ``+fold`` / ``+nofold`` (``lin_z`` folded into the latent map or per point) and
-    ``+compile`` / ``+eager`` (``torch.compile`` the MLPs or not).
+    options ``+fold`` / ``+nofold`` (``lin_z`` folded into the latent map or per point),
+    ``+compile`` / ``+autotune`` / ``+eager`` (``renderer.compile`` true, max-autotune or false)
+    and ``+published`` / ``+torch`` / ``+triton`` (``renderer.mlp_kernel``); at most one option
+    a key.
     """
     if path == "reference":
         return {
@@ -153,7 +163,8 @@ def path_settings(path: str, rays_per_object: int) -> tuple[dict, int]:
         }, PUBLISHED_RAY_BATCH
     precision, *options = path.split("+")
     unknown = set(options) - set(PATH_OPTIONS)
-    if unknown or precision not in PRECISIONS or len(options) != len(set(options)):
+    keys = [PATH_OPTIONS[option][0] for option in options if option in PATH_OPTIONS]
+    if unknown or precision not in PRECISIONS or len(keys) != len(set(keys)):
         raise PipelineError(
             f"bench path {path!r}: expected reference or <fp32|tf32|bf16|auto>"
             f"[+{'][+'.join(PATH_OPTIONS)}]"
@@ -173,13 +184,15 @@ def measure(
     renderer = Renderer.from_config({**renderer_cfg, **overrides})
     if renderer.config.compile:
         model = copy.deepcopy(model)  # compiling is in place; the other paths keep eager MLPs
+    graphs = compiled_graphs()
+    warmup_start = time.perf_counter()
     render_view_passes(
         model,
         renderer,
         images,
         cameras,
         selection,
-        ray_batch,  # warm-up, untimed
+        ray_batch,  # warm-up, timed apart: it pays compilation and autotuning
         torch.Generator(device).manual_seed(seed),
         device,
         extras=False,
@@ -187,6 +200,8 @@ def measure(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+    warmup_seconds = time.perf_counter() - warmup_start
+    warmup_graphs = compiled_graphs() - graphs
     start = time.perf_counter()
     rays = 0
     for index, (images, cameras, selection) in enumerate(scene):
@@ -207,6 +222,8 @@ def measure(
         label=path,
         rays=rays,
         seconds=seconds,
+        warmup_seconds=warmup_seconds,
+        compiles=(warmup_graphs, compiled_graphs() - graphs - warmup_graphs),
         flop_per_ray=network_flop_per_ray(model, renderer, num_views=1),
         points_per_ray=sum(points_per_pass(renderer)),
         peak_memory_bytes=memory,
@@ -236,10 +253,12 @@ def format_result(result: BenchResult, reference: BenchResult | None) -> str:
     fraction = f"{result.tflops / result.peak_tflops:6.1%}" if result.peak_tflops else "   n/a"
     ratio = f"{result.rays_per_second / reference.rays_per_second:5.2f}x" if reference else "  -  "
     points_per_second = result.rays_per_second * result.points_per_ray
+    compiles = "+".join(str(count) for count in result.compiles)
     return (
         f"{result.label:<20} {result.rays_per_second:>12,.0f} {points_per_second:>14,.0f} "
         f"{result.tflops:>8.3f} {fraction:>8} {result.peak_memory_bytes / 2**30:>8.2f} "
-        f"{result.projected_sn64_seconds / 3600:>10.2f} {ratio:>8}"
+        f"{result.projected_sn64_seconds / 3600:>10.2f} {ratio:>8} "
+        f"{result.warmup_seconds:>10.2f} {compiles:>8}"
     )
 
 
@@ -280,7 +299,7 @@ def bench(model_config: dict, renderer_cfg: dict, settings: BenchSettings,
     )
     emit(
         f"{'path':<20} {'rays/s':>12} {'points/s':>14} {'TFLOP/s':>8} {'of peak':>8} "
-        f"{'mem GiB':>8} {'sn64 h':>10} {'vs ref':>8}"
+        f"{'mem GiB':>8} {'sn64 h':>10} {'vs ref':>8} {'warm-up s':>10} {'compiles':>8}"
     )
     reference = None
     results = []
@@ -293,6 +312,8 @@ def bench(model_config: dict, renderer_cfg: dict, settings: BenchSettings,
     flop = network_flop_per_ray(model, Renderer.from_config(renderer_cfg), num_views=1)
     emit(
         f"TFLOP/s counts the unfolded network's FLOPs (about {flop / 1e9:.2f} GFLOP a ray); "
-        "sn64 h projects rendering alone over 8,762 objects x 23 views at 64x64."
+        "sn64 h projects rendering alone over 8,762 objects x 23 views at 64x64; warm-up s "
+        "is the untimed first render of one object (compilation and autotuning included), "
+        "compiles the graphs torch.compile compiled then + in the timed renders."
     )
     return results

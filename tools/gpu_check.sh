@@ -3,8 +3,9 @@
 # parity and precision-bound tests, the Triton kernel's errors and times, the bench at
 # the published sn64 size (reference, torch paths, Triton path; rays/s and the projected
 # sn64 rendering time), an end-to-end sharded render + metrics with objects/s, the
-# training section and the published trainer's steps/s beside ours, each time-boxed, then
-# a summary. See docs/performance.md.
+# training section, the published trainer's steps/s beside ours and renderer.compile:
+# max-autotune against compile: true, each time-boxed, then a summary. See
+# docs/performance.md.
 #
 #   bash tools/gpu_check.sh             # on the GPU machine (python3 with torch + Triton)
 #   bash tools/gpu_check.sh --dry-run   # the same steps at tiny sizes on the CPU
@@ -82,6 +83,9 @@ if [ "$DEVICE" = cpu ]; then
     E2E=(--device cpu --tiny --categories 1 --objects-per-category 3 --shards 1)
     TESTS=($(tests_named test_parity_model.py) -k "cpu and coarse")
     TRITON=(env TRITON_INTERPRET=1 "$PY" tools/gpu_check_triton.py --device cpu --tiny)
+    AUTOTUNE=(--config config/experiments/demo.yaml --device cpu --objects 1 --views 1
+              --image-size 8)
+    AUTOTUNE_PATHS=(fp32+torch+autotune fp32+torch+compile)
 else
     SIZE="published sn64"
     BENCH=(--device cuda --objects 4
@@ -89,6 +93,8 @@ else
     E2E=(--device cuda --objects-per-category 6 --shards 2)
     TESTS=($(tests_named test_parity_model.py test_parity_render.py test_fast_render.py) -k cuda)
     TRITON=("$PY" tools/gpu_check_triton.py --device cuda)
+    AUTOTUNE=(--device cuda --objects 2)
+    AUTOTUNE_PATHS=(bf16+torch+autotune bf16+torch+compile)
 fi
 echo "gpu_check: device $DEVICE, $SIZE sizes, work folder $WORK, $(date -u '+%Y-%m-%d %H:%M') UTC"
 
@@ -176,6 +182,20 @@ else
     section published 90 "$PY" tools/published_train_bench.py --published "$PUBLISHED" \
         --wheels .gpu_check/published_wheels --work "$WORK/train" ${OURS[@]+"${OURS[@]}"}
 fi
+
+# --- renderer.compile: max-autotune ---
+# A section of its own, last: its first call autotunes the matmuls (minutes on a GPU, not
+# yet measured), which the bench section's limit cannot also hold. A first process pays
+# it with an empty Inductor cache (warm-up s); a second process with the same cache shows
+# what a later render job of a workflow run pays, then compile: true beside it. The
+# compiles column of the autotune path must end in +0 (no recompilation when timed).
+autotune() {
+    "$PY" -m pixelnerf.cli bench "${AUTOTUNE[@]}" --paths "${AUTOTUNE_PATHS[0]}" || return 1
+    echo "autotune: a second process, with the first one's Inductor cache"
+    "$PY" -m pixelnerf.cli bench "${AUTOTUNE[@]}" --paths "$(IFS=,; echo "${AUTOTUNE_PATHS[*]}")"
+}
+section autotune 200 env TORCHINDUCTOR_CACHE_DIR="$WORK/inductor" bash -c \
+    "$(declare -f autotune; declare -p AUTOTUNE AUTOTUNE_PATHS); PY='$PY' autotune"
 
 echo
 echo "=== summary ($DEVICE, $(( $(date +%s) - START )) s in all)"

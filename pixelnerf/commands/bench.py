@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--paths",
         default=None,
         help="comma-separated paths: reference, or a precision (fp32, tf32, bf16, auto) with "
-        "the experiment's renderer settings changed by +fold, +nofold, +compile, +eager, "
-        "+published, +torch, +triton (renderer.mlp_kernel), e.g. bf16+triton (default: "
+        "the experiment's renderer settings changed by +fold, +nofold, +compile, +autotune "
+        "(renderer.compile: max-autotune), +eager, +published, +torch, +triton "
+        "(renderer.mlp_kernel), e.g. bf16+triton (default: "
         "reference, each precision the device has, and on CUDA bf16 with each MLP kernel)",
     )
     parser.add_argument("--seed", type=int, default=0)

@@ -54,11 +54,13 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
 def _add_pending(h: torch.Tensor, term: torch.Tensor | None, pending: torch.Tensor | None
                  ) -> torch.Tensor:
     """h + term + pending (either may be None) with the dtype promotion of eager adds;
-    in place on ``h`` where the result keeps its dtype (``h`` is always this forward's own)."""
+    in place on ``h`` where the result keeps its dtype (``h`` is always this forward's own).
+    Neither operand is 0-dim, so the promotion is that of the dtypes: ``promote_types``,
+    which ``torch.compile`` folds, where ``result_type`` would split its graph in pieces."""
     for addend in (term, pending):
         if addend is None:
             continue
-        if torch.result_type(h, addend) == h.dtype:
+        if torch.promote_types(h.dtype, addend.dtype) == h.dtype:
             h.add_(addend)
         else:
             h = h + addend

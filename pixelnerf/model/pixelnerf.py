@@ -231,14 +231,17 @@ class PixelNeRF(nn.Module):
                 src.latent_terms[name] = mlp.latent_terms(src.latent, src.global_latent)
 
     def compile_networks(self, enabled: bool = True, **options) -> None:
-        """``torch.compile`` both MLPs in place (once; dynamic point counts), so that their
-        pointwise operations fuse into fewer kernels; the first calls pay the compilation.
-        ``enabled=False`` returns them to eager mode. ``options`` go to ``torch.compile``."""
+        """``torch.compile`` both MLPs in place with ``options`` (of ``torch.compile``; again
+        only when they change), so that their pointwise operations fuse into fewer kernels;
+        the first calls pay the compilation. ``enabled=False`` returns them to eager mode."""
         for mlp in {id(m): m for m in (self.mlp_coarse, self.mlp_fine) if m is not None}.values():
             if not enabled:
                 mlp._compiled_call_impl = None
-            elif getattr(mlp, "_compiled_call_impl", None) is None:
-                mlp.compile(dynamic=True, **options)
+                mlp.__dict__.pop("compile_options", None)
+            elif (getattr(mlp, "_compiled_call_impl", None) is None
+                  or mlp.__dict__.get("compile_options") != options):
+                mlp.compile(**options)
+                mlp.compile_options = dict(options)
 
     def use_mlp_kernel(self, kernel: str) -> None:
         """Evaluate both MLPs at inference with ``kernel`` (``torch``, ``triton`` or ``published``;

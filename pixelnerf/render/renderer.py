@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.render.compiling import compile_options, padded_points, pads_calls
 from pixelnerf.render.memory import halving_on_oom, memory_capped
 from pixelnerf.render.mlp_kernel import check_mlp_kernel, resolve_mlp_kernel
 from pixelnerf.render.precision import check_precision, network_precision, resolve_precision
@@ -26,6 +27,11 @@ BYTES_PER_POINT_VIEW = 16 * 1024
 CPU_CHUNK_POINTS = 32768  # large enough to amortise call overhead, small enough for caches
 MIN_CHUNK_POINTS = 4096
 MAX_CHUNK_POINTS = 1 << 21
+# The device default under compile: max-autotune, which pads each pass's last call to a full
+# chunk: at most one chunk of padding a pass, about 4% of an sn64 object's coarse and fine
+# passes at this size (at MAX_CHUNK_POINTS: 39%), while a call's matmuls (2^18 rows) still
+# fill a GPU.
+PADDED_CHUNK_POINTS = 1 << 18
 CUDA_MEMORY_FRACTION = 0.5  # of the free memory a chunk's activations may take
 TRANSMITTANCE_EPS = 1e-10  # the published code adds it to 1 - alpha
 
@@ -38,8 +44,9 @@ class RendererConfig:
     view; None = no bound), ``precision``
     (fp32 | tf32 | bf16 | auto), ``fold_latent`` (fold ``lin_z`` into the latent map at
     inference, see ``PixelNeRF.fold_latent_terms``; ``auto``: see :meth:`folds_latent`)
-    ``compile`` (``torch.compile`` the MLPs at inference: fused kernels, the same
-    function) and ``mlp_kernel`` (torch | triton | auto | published, see ``render.mlp_kernel``)."""
+    ``compile`` (``torch.compile`` the MLPs at inference: fused kernels, the same function;
+    false | true | ``max-autotune``, see ``render.compiling``) and ``mlp_kernel`` (torch |
+    triton | auto | published, see ``render.mlp_kernel``)."""
 
     n_coarse: int = 64
     n_fine: int = 32
@@ -52,7 +59,7 @@ class RendererConfig:
     max_memory_mb: float | None = None
     precision: str = "fp32"
     fold_latent: bool | str = "auto"
-    compile: bool = False
+    compile: bool | str = False
     mlp_kernel: str = "auto"
 
     @classmethod
@@ -156,6 +163,8 @@ class Renderer(nn.Module):
             if key not in self._sized_chunks:
                 self._sized_chunks[key] = default_chunk_points(device, views)
             chunk = self._sized_chunks[key]
+            if pads_calls(self.config.compile):
+                chunk = min(chunk, PADDED_CHUNK_POINTS)
         return memory_capped(int(chunk), self.config.max_memory_mb, BYTES_PER_POINT_VIEW * views)
 
     def evaluate(
@@ -175,13 +184,16 @@ class Renderer(nn.Module):
             kernel = self.mlp_kernel(model, device, precision)
             model.use_mlp_kernel(kernel)
         # The Triton path is already fused; torch.compile would only trace around it.
-        compiled = (inference and self.config.compile and kernel != "triton"
+        options = compile_options(self.config.compile)
+        compiled = (inference and options is not None and kernel != "triton"
                     and hasattr(model, "compile_networks"))
         if compiled:
-            model.compile_networks()
+            model.compile_networks(**options)
 
         def chunks(per: int) -> list[torch.Tensor]:
-            return self._evaluate_chunks(model, points, viewdirs, coarse, per, precision)
+            padded = compiled and pads_calls(self.config.compile)
+            return self._evaluate_chunks(model, points, viewdirs, coarse, per, precision,
+                                         padded)
 
         def backing_off() -> list[torch.Tensor]:
             if not inference:  # training keeps every chunk's activations: smaller ones won't fit
@@ -209,14 +221,18 @@ class Renderer(nn.Module):
 
     @staticmethod
     def _evaluate_chunks(model: nn.Module, points: torch.Tensor, viewdirs: torch.Tensor,
-                         coarse: bool, per_object: int, precision: str | None
-                         ) -> list[torch.Tensor]:
+                         coarse: bool, per_object: int, precision: str | None,
+                         padded: bool = False) -> list[torch.Tensor]:
         """The network on consecutive chunks of ``per_object`` points: [(SB, p, 4) float32].
-        ``precision`` None leaves the arithmetic settings as the caller has them."""
+        ``precision`` None leaves the arithmetic settings as the caller has them. ``padded``:
+        every call takes ``per_object`` points, the last chunk padded (and the padding's
+        outputs dropped), so that a network compiled for one shape never sees another."""
         device = points.device
+        size = per_object if padded else 0
         with nullcontext() if precision is None else network_precision(precision, device):
             return [
-                model(xyz, coarse=coarse, viewdirs=dirs).float()
+                model(padded_points(xyz, size), coarse=coarse,
+                      viewdirs=padded_points(dirs, size))[:, : xyz.shape[1]].float()
                 for xyz, dirs in zip(
                     torch.split(points, per_object, dim=1),
                     torch.split(viewdirs, per_object, dim=1),

@@ -23,21 +23,35 @@ def test_path_options_change_only_what_they_name():
     assert overrides == {"precision": "tf32", "chunk_points": None, "fold_latent": False,
                          "compile": False}
     assert path_settings("fp32+fold+compile", 7)[0]["compile"] is True
+    assert path_settings("bf16+torch+autotune", 7)[0] == {
+        "precision": "bf16", "chunk_points": None, "mlp_kernel": "torch",
+        "compile": "max-autotune"}
 
 
-@pytest.mark.parametrize("path", ["fp16", "bf16+fast", "bf16+fold+fold", ""])
+@pytest.mark.parametrize("path", ["fp16", "bf16+fast", "bf16+fold+fold", "bf16+fold+nofold",
+                                  "bf16+compile+autotune", ""])
 def test_an_unknown_path_is_one_error_naming_it(path):
     with pytest.raises(PipelineError, match="bench path"):
         path_settings(path, 1000)
 
 
 def test_a_tiny_bench_prints_one_row_per_path(capsys, project_root):
+    import torch
+
+    torch._dynamo.reset()  # graphs compiled by earlier tests would serve the autotune path
     config = project_root / "config/experiments/demo.yaml"
-    code = main(["bench", "--config", str(config), "--device", "cpu", "--objects", "1",
-                 "--views", "1", "--image-size", "8", "--paths", "reference,fp32+nofold"])
+    paths = ["reference", "fp32+nofold+eager", "fp32+torch+autotune"]
+    code = main(["bench", "--config", str(config), "--device", "cpu", "--objects", "2",
+                 "--views", "1", "--image-size", "8", "--paths", ",".join(paths)])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
-    rows = [line.split() for line in out if line.split()[:1] in (["reference"], ["fp32+nofold"])]
-    assert [row[0] for row in rows] == ["reference", "fp32+nofold"]
+    assert out[1].split()[-4:] == ["ref", "warm-up", "s", "compiles"]
+    rows = [line.split() for line in out if line.split()[:1] in [[path] for path in paths]]
+    assert [row[0] for row in rows] == paths
     assert all(float(row[1].replace(",", "")) > 0 for row in rows)  # rays/s
-    assert rows[0][-1] == "1.00x"
+    assert rows[0][-3] == "1.00x"
+    # Eager paths compile nothing; the padded autotune path compiles its one MLP once, in
+    # the warm-up (which its time shows), and nothing for the timed objects.
+    assert [row[-1] for row in rows] == ["0+0", "0+0", "1+0"]
+    warmup = [float(row[-2]) for row in rows]
+    assert min(warmup) >= 0 and warmup[2] > warmup[1]

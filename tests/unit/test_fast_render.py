@@ -79,7 +79,8 @@ def test_a_failed_compilation_falls_back_to_eager_with_one_warning(model, monkey
     broken = copy.deepcopy(model)
     original = PixelNeRF.compile_networks
     monkeypatch.setattr(PixelNeRF, "compile_networks",
-                        lambda self, enabled=True: original(self, enabled, backend=no_compiler))
+                        lambda self, enabled=True, **options: original(
+                            self, enabled, **options, backend=no_compiler))
     rendered = render_views(broken, {"fold_latent": False, "compile": True,
                                      "mlp_kernel": "torch"}, seed=3)
     torch.testing.assert_close(rendered, plain, rtol=0, atol=FP32_ATOL)

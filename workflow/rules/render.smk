@@ -19,13 +19,22 @@ rule render:
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
         out=lambda wildcards: f"{RESULTS}/{wildcards.exp}/render",
         mode=[],
+        # Inductor's compiled graphs and matmul autotuning results (renderer.compile), kept
+        # beside the results rather than in its default under /tmp: every render job of a run
+        # can reach that folder, also on other cluster nodes (whose /tmp is their own and may
+        # be emptied after each job), so only the first job pays the compilation. A
+        # TORCHINDUCTOR_CACHE_DIR set by the user is kept. The folder follows results_root
+        # only, never the environment, so that setting the variable later reruns nothing.
+        inductor_cache=f"{RESULTS}/.cache/torchinductor",
     threads: stage_threads("render")
     resources:
         **stage_resources("render"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads:q} pixelnerf render {params.mode:q} "
+        "OMP_NUM_THREADS={threads:q} "
+        "TORCHINDUCTOR_CACHE_DIR=${{TORCHINDUCTOR_CACHE_DIR:-{params.inductor_cache:q}}} "
+        "pixelnerf render {params.mode:q} "
         "--config {params.config:q} --data-root {params.data:q} "
         "--checkpoint {params.checkpoint:q} --setting {wildcards.setting:q} "
         "--shard {wildcards.k:q} --shards {wildcards.K:q} --out {params.out:q} "
