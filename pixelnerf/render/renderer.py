@@ -28,9 +28,9 @@ CPU_CHUNK_POINTS = 32768  # large enough to amortise call overhead, small enough
 MIN_CHUNK_POINTS = 4096
 MAX_CHUNK_POINTS = 1 << 21
 # The device default under compile: max-autotune, which pads each pass's last call to a full
-# chunk: at most one chunk of padding a pass, about 4% of an sn64 object's coarse and fine
-# passes at this size (at MAX_CHUNK_POINTS: 39%), while a call's matmuls (2^18 rows) still
-# fill a GPU.
+# chunk: at most one chunk of padding a pass, 4% more points for an sn64 object rendered in
+# 50,000-ray batches at this size (at MAX_CHUNK_POINTS: 39%), while a call's matmuls (2^18
+# rows) still fill a GPU.
 PADDED_CHUNK_POINTS = 1 << 18
 CUDA_MEMORY_FRACTION = 0.5  # of the free memory a chunk's activations may take
 TRANSMITTANCE_EPS = 1e-10  # the published code adds it to 1 - alpha
