@@ -184,17 +184,18 @@ else
 fi
 
 # --- renderer.compile: max-autotune ---
-# A section of its own, last: its first call autotunes the matmuls (minutes on a GPU, not
-# yet measured), which the bench section's limit cannot also hold. A first process pays
-# it with an empty Inductor cache (warm-up s); a second process with the same cache shows
-# what a later render job of a workflow run pays, then compile: true beside it. The
-# compiles column of the autotune path must end in +0 (no recompilation when timed).
+# A section of its own, last: its first call autotunes the matmuls (expected to take
+# minutes on a GPU; not yet measured), more than the bench section can also hold. A first
+# process pays that with an empty Inductor cache (warm-up s); a second process with the
+# same cache shows what a later render job of a workflow run pays, then compile: true
+# beside it. The compiles column of the autotune path must end in +0 (nothing compiled
+# in the timed renders).
 autotune() {
     "$PY" -m pixelnerf.cli bench "${AUTOTUNE[@]}" --paths "${AUTOTUNE_PATHS[0]}" || return 1
     echo "autotune: a second process, with the first one's Inductor cache"
     "$PY" -m pixelnerf.cli bench "${AUTOTUNE[@]}" --paths "$(IFS=,; echo "${AUTOTUNE_PATHS[*]}")"
 }
-section autotune 200 env TORCHINDUCTOR_CACHE_DIR="$WORK/inductor" bash -c \
+section autotune 240 env TORCHINDUCTOR_CACHE_DIR="$WORK/inductor" bash -c \
     "$(declare -f autotune; declare -p AUTOTUNE AUTOTUNE_PATHS); PY='$PY' autotune"
 
 echo
