@@ -148,13 +148,14 @@ class Renderer(nn.Module):
         """cfg: published renderer keys; a key left out takes the published default."""
         return cls(RendererConfig.from_mapping(dict(cfg)))
 
-    def chunk_points(self, model: nn.Module, device: torch.device) -> int:
+    def chunk_points(self, model: nn.Module, device: torch.device, padded: bool = False) -> int:
         """Network points a call, for the model's number of source views.
 
         Sized from the device (``chunk_points`` null) once per device and view count: after
         the first calls the caching allocator holds the memory they used, so the free memory
         seen later is smaller, and sizing anew would shrink every later chunk (and change
-        the shapes a compiled network sees)."""
+        the shapes a compiled network sees). ``padded`` (calls padded to the chunk): at most
+        ``PADDED_CHUNK_POINTS`` when sized from the device."""
         sources = getattr(model, "sources", None)
         views = max(sources.num_views if sources is not None else 1, 1)
         chunk = self.config.chunk_points
@@ -163,7 +164,7 @@ class Renderer(nn.Module):
             if key not in self._sized_chunks:
                 self._sized_chunks[key] = default_chunk_points(device, views)
             chunk = self._sized_chunks[key]
-            if pads_calls(self.config.compile):
+            if padded:
                 chunk = min(chunk, PADDED_CHUNK_POINTS)
         return memory_capped(int(chunk), self.config.max_memory_mb, BYTES_PER_POINT_VIEW * views)
 
@@ -172,7 +173,6 @@ class Renderer(nn.Module):
     ) -> torch.Tensor:
         """Network outputs in chunks: points, viewdirs (SB, P, 3) -> (SB, P, 4)."""
         device = points.device
-        per_object = max(1, -(-self.chunk_points(model, device) // points.shape[0]))
         # Folding, compiling and the evaluation precision are for inference: training keeps
         # the published graph, eager, under its own train.bf16 / train.tf32.
         inference = not model.training
@@ -189,6 +189,8 @@ class Renderer(nn.Module):
                     and hasattr(model, "compile_networks"))
         if compiled:
             model.compile_networks(**options)
+        padding = compiled and pads_calls(self.config.compile)
+        per_object = max(1, -(-self.chunk_points(model, device, padding) // points.shape[0]))
 
         def chunks(per: int) -> list[torch.Tensor]:
             padded = compiled and pads_calls(self.config.compile)

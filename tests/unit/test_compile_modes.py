@@ -5,6 +5,7 @@ failed compilation renders eagerly; the schema takes the three values."""
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ import pixelnerf.render as R
 from pixelnerf.config import EXPERIMENT_SCHEMA, load_experiment, validate
 from pixelnerf.errors import PipelineError
 from pixelnerf.render.compiling import compiled_graphs, padded_points
-from pixelnerf.render.renderer import Renderer
+from pixelnerf.render.renderer import PADDED_CHUNK_POINTS, Renderer
 
 FP32_ATOL = 1e-4  # compiled against eager, as in test_fast_render
 CHUNK = 200  # points a call: passes of 8 x 24 .. 8 x 40 rays split with a short last chunk
@@ -77,6 +78,19 @@ def test_padded_calls_equal_unpadded_ones(model, fold):
     assert calls[False][0] == [200, 200, 50] and calls[True][0] == [200, 200, 200]
     torch.testing.assert_close(calls[True][1], calls[False][1])
     model.sources.latent_terms.clear()
+
+
+def test_padded_calls_cap_only_a_chunk_sized_from_the_device(monkeypatch):
+    import pixelnerf.render.renderer as renderer_module
+
+    monkeypatch.setattr(renderer_module, "default_chunk_points", lambda device, views: 1 << 21)
+    model = SimpleNamespace(sources=SimpleNamespace(num_views=1))
+    cpu = torch.device("cpu")
+    sized = Renderer.from_config({"compile": "max-autotune"})
+    assert sized.chunk_points(model, cpu) == 1 << 21
+    assert sized.chunk_points(model, cpu, padded=True) == PADDED_CHUNK_POINTS < 1 << 21
+    given = Renderer.from_config({"compile": "max-autotune", "chunk_points": 1 << 20})
+    assert given.chunk_points(model, cpu, padded=True) == 1 << 20
 
 
 def test_max_autotune_compiles_each_mlp_once_and_equals_eager(model):
