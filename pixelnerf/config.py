@@ -10,6 +10,8 @@ the command line and the Snakefile alike; the typed sections (``EvalConfig``, ``
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 from collections.abc import Mapping
 from importlib import resources
@@ -19,6 +21,29 @@ from typing import Any
 import yaml
 
 from pixelnerf.errors import PipelineError
+
+REQUIRED = dataclasses.MISSING  # setting(REQUIRED, ...): a key every config must give
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A config dataclass field: its default and its one-line description (``metadata["doc"]``).
+
+    Every config key's default and meaning are written once, here in the field, so that the
+    schema and config/README.md can be generated from (or checked against) the dataclasses.
+    A mutable default (list, dict) is copied for each instance.
+    """
+    metadata = {"doc": doc}
+    if default is REQUIRED:
+        return dataclasses.field(metadata=metadata)
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def setting_doc(field: dataclasses.Field) -> str:
+    """The one-line description a field was declared with (:func:`setting`)."""
+    return str(field.metadata.get("doc", ""))
+
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT_SCHEMA = "experiment.schema.yaml"
