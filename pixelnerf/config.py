@@ -13,10 +13,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import types
+import typing
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -42,7 +44,92 @@ def setting(default: Any, doc: str) -> Any:
 
 def setting_doc(field: dataclasses.Field) -> str:
     """The one-line description a field was declared with (:func:`setting`)."""
-    return str(field.metadata.get("doc", ""))
+    return str(field.metadata["doc"])
+
+
+def config_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of a section dataclass that are config keys: those declared with
+    :func:`setting`; any other field is derived by the code and keeps its default."""
+    return [field for field in dataclasses.fields(cls) if "doc" in field.metadata]
+
+
+def field_default(field: dataclasses.Field) -> Any:
+    """A field's default (:data:`REQUIRED` where the config must give it)."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+T = TypeVar("T")
+
+
+def build(cls: type[T], data: Mapping[str, Any] | None, origin: str) -> T:
+    """The section dataclass ``cls`` from a schema-checked mapping (None: every default).
+
+    Each key becomes its field's type: lists become tuples, integers in float fields
+    floats, a mapping under a dataclass field that dataclass (built the same way); an absent
+    key takes the field's default. The schema has already checked keys, types and ranges;
+    what it cannot say (one field against another) is the section's ``check(origin)``
+    method, called last. ``origin`` is the section's key path, for the error lines.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise PipelineError(f"{origin} must be a mapping of keys, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {field.name: field for field in config_fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise PipelineError(f"{origin}: unknown key {unknown[0]}")
+    values = {}
+    for name, field in fields.items():
+        if name in data:
+            values[name] = _as_type(hints[name], data[name], f"{origin}.{name}")
+        elif field_default(field) is REQUIRED:
+            raise PipelineError(f"{origin}: key {name} is missing")
+    config = cls(**values)
+    check = getattr(config, "check", None)
+    if callable(check):
+        check(origin)
+    return config
+
+
+def _as_type(hint: Any, value: Any, origin: str) -> Any:
+    """A YAML value as a field of type ``hint`` holds it (see :func:`build`)."""
+    if value is None:
+        return None
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kinds = [arg for arg in args if arg is not type(None)]
+        for kind in kinds:  # the first kind the value fits, dataclasses and tuples first
+            if dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
+                return build(kind, value, origin)
+            if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):
+                return _as_type(kind, value, origin)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, origin)
+    if typing.get_origin(hint) is tuple:
+        items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        return tuple(_as_type(kind, item, origin) for kind, item in zip(items, value, strict=True))
+    if typing.get_origin(hint) is Mapping or hint is Mapping:
+        return {str(key): _as_type(args[1], item, origin) if args else item
+                for key, item in value.items()}
+    if hint is float and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def plain(value: Any) -> Any:
+    """A config value as YAML holds it: dataclasses as mappings, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

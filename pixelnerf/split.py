@@ -22,6 +22,7 @@ seed, source_list (a ``category object view`` file that must name every test obj
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zlib
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from pixelnerf.config import REQUIRED, setting
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_write_text
 
@@ -42,42 +44,46 @@ NOTE = ("the published unseen-category test quarter is unknown (genlist.py was n
 
 @dataclass(frozen=True)
 class SplitSettings:
-    """seen, unseen: category folder names.
-    test_fraction: share of each unseen category's objects in its test list (1.0 = all;
-        at least one object).
-    val_fraction: only for a seen category whose source validation list is empty: the
-        seeded share of its training objects moved to validation, so validation is never
-        empty (NMR has validation lists, so it is unused there).
-    seed: of both choices. source_list: optional ``category object view`` file that must
-    name every test object. list_prefix: of the lists written. source_prefix: of the lists
-    the objects come from."""
+    """``dataset.split``: the seen and unseen categories and how their lists are drawn;
+    ``list_prefix`` (of the lists written) is not a key of it but follows from
+    ``dataset.list_prefix`` (:func:`split_settings`)."""
 
-    seen: tuple[str, ...]
-    unseen: tuple[str, ...]
-    test_fraction: float = 0.25
-    val_fraction: float = 0.1
-    seed: int = 0
-    source_list: str | None = None
-    list_prefix: str = "gen_"
-    source_prefix: str = "softras_"
+    seen: tuple[str, ...] = setting(
+        REQUIRED, "category folders (synsets) whose training and validation objects are kept")
+    unseen: tuple[str, ...] = setting(
+        REQUIRED, "category folders (synsets) whose test list is drawn")
+    test_fraction: float = setting(
+        0.25, "share of each unseen category's objects in its test list (published: about a "
+        "quarter; `1.0` = all; at least one object)")
+    val_fraction: float = setting(
+        0.1, "only for a seen category whose source validation list is empty: the seeded "
+        "share of its training objects moved to validation, so validation is never empty "
+        "(NMR has validation lists, so it is unused there)")
+    seed: int = setting(0, "seed of both draws")
+    source_list: str | None = setting(
+        None, "a `category object view` file that must name every test object (e.g. "
+        "`config/viewlists/src_gen.txt`); null: no check")
+    source_prefix: str = setting(
+        "softras_", "prefix of the lists the split draws objects from")
+    list_prefix: str = dataclasses.field(default="gen_")
+
+    def check(self, origin: str) -> None:
+        """What the schema cannot say."""
+        overlap = sorted(set(self.seen) & set(self.unseen))
+        if overlap:
+            raise PipelineError(f"{origin}: categories both seen and unseen: {', '.join(overlap)}")
 
 
 def split_settings(config: Mapping[str, Any]) -> SplitSettings:
     """``dataset.split`` of an experiment config as settings; errors name the key."""
-    dataset = config.get("dataset")
-    section = dataset.get("split") if isinstance(dataset, Mapping) else None
-    if not isinstance(section, Mapping):
+    from pixelnerf.data.config import DatasetConfig
+
+    dataset = DatasetConfig.of_experiment(config)
+    if dataset.split is None:
         raise PipelineError("experiment config has no 'dataset.split' section")
-    values = dict(section)
-    if dataset.get("format") == "dvr_gen" and dataset.get("list_prefix"):
-        values["list_prefix"] = str(dataset["list_prefix"])
-    # keys, types and ranges: the experiment schema; here only what it cannot say
-    for key in ("seen", "unseen"):
-        values[key] = tuple(values[key])
-    overlap = sorted(set(values["seen"]) & set(values["unseen"]))
-    if overlap:
-        raise PipelineError(f"dataset.split: categories both seen and unseen: {', '.join(overlap)}")
-    settings = SplitSettings(**values)
+    settings = dataset.split
+    if dataset.format == "dvr_gen" and dataset.list_prefix:
+        settings = dataclasses.replace(settings, list_prefix=dataset.list_prefix)
     if settings.list_prefix == settings.source_prefix:
         raise PipelineError(f"dataset.list_prefix must not be {settings.source_prefix!r}: the "
                             "split would overwrite its own source lists")

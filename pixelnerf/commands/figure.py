@@ -26,6 +26,6 @@ def run(args: argparse.Namespace) -> int:
     rows = comparison_rows(section(experiment, "dataset"), eval_config.split,
                            Path(args.data_root), Path(args.renders), args.setting, objects,
                            eval_config.report_views, eval_config.scale)
-    save_figure(rows, args.out, title=f"{experiment.get('name', '')} {args.setting}")
+    save_figure(rows, args.out, title=f"{experiment['name']} {args.setting}")
     print(f"figure: wrote {args.out} ({len(rows)} objects)")
     return 0

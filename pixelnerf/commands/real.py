@@ -46,11 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from pixelnerf.real.render import VIDEO_FILE, process_photos
     from pixelnerf.real.segment import load_segmenter, segment_car
     from pixelnerf.real.settings import RealSettings
+    from pixelnerf.train.config import TrainConfig
 
     experiment = load_experiment(args.config)
     settings = RealSettings.of_experiment(experiment)
-    name = experiment.get("name", "srn_car")
-    published = (experiment.get("train") or {}).get("published_name", name)
+    name = str(experiment["name"])
+    published = TrainConfig.of_experiment(experiment).published_folder(name)
     checkpoint = Path(args.checkpoint or f"{DEFAULT_CHECKPOINTS}/{published}/pixel_nerf_latest")
     out = Path(args.out or f"results/real/{name}")
     device = resolve_device(args.device)

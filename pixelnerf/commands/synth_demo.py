@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,17 +13,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixelnerf.config import load_experiment, section
+    from pixelnerf.config import load_experiment
+    from pixelnerf.data.config import DatasetConfig
     from pixelnerf.data.demo import SynthSettings, synthesize
-    from pixelnerf.errors import PipelineError
 
-    mapping: Mapping[str, Any] | None = None
+    settings = None
     if args.config is not None:
-        dataset = section(load_experiment(args.config), "dataset")
-        mapping = dataset.get("synth")
-        if mapping is not None and not isinstance(mapping, Mapping):
-            raise PipelineError(f"{args.config}: dataset.synth must be a mapping")
-    settings = SynthSettings.from_mapping(mapping)
+        settings = DatasetConfig.of_experiment(load_experiment(args.config)).synth
+    settings = settings or SynthSettings()
     record = synthesize(settings, args.out)
     counts = ", ".join(f"{n} {split}" for split, n in record["objects"].items())
     print(f"synth-demo: {args.out}: {len(settings.categories)} categories "

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pixelnerf.config import load_experiment, section
+    from pixelnerf.data.config import DatasetConfig
     from pixelnerf.eval.coarse_samples import coarse_samples_note
     from pixelnerf.eval.config import EvalConfig
     from pixelnerf.eval.object_scores import read_rows
@@ -26,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_experiment(args.config)
     rows = [row for path in args.metrics for row in read_rows(path)]
     eval_config = EvalConfig.of_experiment(config)
-    table = build_table(str(config.get("name", "experiment")),
-                        section(config, "dataset")["format"], eval_config,
+    table = build_table(str(config["name"]), DatasetConfig.of_experiment(config).format,
+                        eval_config,
                         rows, read_paper(args.paper))
     table.notes.insert(0, coarse_samples_note(section(config, "renderer"),
                                               eval_config.min_coarse_samples))

@@ -24,12 +24,13 @@ import os
 import shutil
 import zlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pixelnerf.config import build, setting
 from pixelnerf.data.raycast import render_rays, scaled
 from pixelnerf.data.shapes import BUILDERS, build_object
 from pixelnerf.errors import PipelineError
@@ -46,60 +47,47 @@ WHITE = np.ones(3)
 
 @dataclass(frozen=True)
 class SynthSettings:
-    """Keys of ``dataset.synth`` (all optional), with their defaults.
+    """``dataset.synth``: how ``pixelnerf synth-demo`` makes the demo dataset."""
 
-    seed: the seed every object's proportions and colours derive from.
-    categories: which procedural categories to make (chair, table, lamp, car).
-    train_objects, val_objects, test_objects: objects per category in each split.
-    views: cameras per object, evenly spaced in azimuth (NMR: 24).
-    image_size: side of the square images in pixels (NMR: 64).
-    focal: focal length for an image of side 2, as DVR's camera_mat stores it
-        (NMR: 1.75, i.e. 56 px at 64x64).
-    radius: distance of the cameras from the object's centre (NMR: 2.732).
-    object_scale: objects are built inside [-0.5, 0.5]^3 and scaled by this; 1.6 makes
-        them fill the frame about as much as NMR's ShapeNet renderings do.
-    elevations: camera elevations in degrees, used in turn over the views (NMR: 30).
-    azimuth_offset: azimuth of view 0 in degrees.
-    light_direction: direction towards the light, world axes (z up).
-    ambient, diffuse: shading = albedo * (ambient + diffuse * max(0, n.l)).
-    """
-
-    seed: int = 0
-    categories: tuple[str, ...] = ("chair", "table", "lamp", "car")
-    train_objects: int = 16
-    val_objects: int = 2
-    test_objects: int = 4
-    views: int = 24
-    image_size: int = 64
-    focal: float = 1.75
-    radius: float = 2.732
-    object_scale: float = 1.6
-    elevations: tuple[float, ...] = (30.0,)
-    azimuth_offset: float = 0.0
-    light_direction: tuple[float, float, float] = (0.4, 0.25, 1.0)
-    ambient: float = 0.35
-    diffuse: float = 0.65
+    seed: int = setting(0, "the seed every object's proportions and colours derive from")
+    categories: tuple[str, ...] = setting(
+        ("chair", "table", "lamp", "car"), "procedural categories to make (of chair, table, "
+        "lamp, car)")
+    train_objects: int = setting(16, "objects per category in the train split")
+    val_objects: int = setting(2, "objects per category in the val split")
+    test_objects: int = setting(4, "objects per category in the test split")
+    views: int = setting(24, "cameras per object, evenly spaced in azimuth (NMR: 24)")
+    image_size: int = setting(64, "side of the square images in pixels (NMR: 64)")
+    focal: float = setting(
+        1.75, "focal length for an image of side 2, as DVR's camera_mat stores it (NMR: 1.75, "
+        "i.e. 56 px at 64x64)")
+    radius: float = setting(
+        2.732, "distance of the cameras from the object's centre (NMR: 2.732)")
+    object_scale: float = setting(
+        1.6, "objects are built inside [-0.5, 0.5]^3 and scaled by this; 1.6 makes them fill "
+        "the frame about as much as NMR's ShapeNet renderings do")
+    elevations: tuple[float, ...] = setting(
+        (30.0,), "camera elevations in degrees, used in turn over the views (NMR: 30)")
+    azimuth_offset: float = setting(0.0, "azimuth of view 0 in degrees")
+    light_direction: tuple[float, float, float] = setting(
+        (0.4, 0.25, 1.0), "direction towards the light, world axes (z up); not all 0")
+    ambient: float = setting(
+        0.35, "shading = albedo * (ambient + diffuse * max(0, n.l)): the ambient term")
+    diffuse: float = setting(0.65, "the diffuse term of the shading (see `ambient`)")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> SynthSettings:
         """Settings from a schema-checked ``dataset.synth`` mapping (None: the defaults)."""
-        values = {name: _as_field(value, getattr(cls, name))
-                  for name, value in (mapping or {}).items()}
-        settings = cls(**values)
-        # keys, types and ranges: the experiment schema; here only what it cannot say
-        if not any(settings.light_direction):
-            raise PipelineError("dataset.synth.light_direction must be 3 numbers, not all 0")
-        return settings
+        return build(cls, mapping, "dataset.synth")
+
+    def check(self, origin: str) -> None:
+        """What the schema cannot say."""
+        if not any(self.light_direction):
+            raise PipelineError(f"{origin}.light_direction must be 3 numbers, not all 0")
 
     def split_counts(self) -> dict[str, int]:
         return {"train": self.train_objects, "val": self.val_objects, "test": self.test_objects}
 
-
-def _as_field(value: Any, default: Any) -> Any:
-    """A YAML value in its field's type: lists as tuples, integers in float fields as floats."""
-    if isinstance(default, tuple):
-        return tuple(type(default[0])(v) for v in value)
-    return type(default)(value)
 
 
 def camera_poses(settings: SynthSettings) -> np.ndarray:

@@ -121,10 +121,10 @@ class Protocol:
                     name, random_count=int(rand["count"]), random_seed=int(rand["seed"])
                 )
             settings[name] = rule
-        target_file = eval_config.target_view_list
+        target_file = eval_config.targets.view_list
         target_list = read_view_line(target_file) if target_file else None
         return cls(settings=settings, target_list=target_list,
-                   exclude=frozenset(eval_config.target_exclude))
+                   exclude=frozenset(eval_config.targets.exclude))
 
     @property
     def setting_names(self) -> list[str]:

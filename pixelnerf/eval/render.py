@@ -70,8 +70,8 @@ class RenderJob:
         # the renderer of the evaluation: at least eval.min_coarse_samples coarse samples
         renderer = evaluation_renderer_config(section(experiment, "renderer"),
                                               eval_config.min_coarse_samples)
-        return cls(str(experiment.get("name")), section(experiment, "dataset"),
-                   experiment.get("model"), renderer, eval_config, data_root, checkpoint,
+        return cls(str(experiment["name"]), section(experiment, "dataset"),
+                   section(experiment, "model"), renderer, eval_config, data_root, checkpoint,
                    out_root)
 
 
@@ -222,7 +222,7 @@ def render_shard(
                 started = time.perf_counter()
                 cameras = first_cameras or Cameras.of_item(item)
                 passes = render_object(model, renderer, item, cameras, plan,
-                                       job.eval.rays_per_call, device, extras)
+                                       job.eval.ray_batch, device, extras)
                 folder = records.object_dir(job.out_root, setting, plan.object_id)
                 writer.submit(functools.partial(finish_object, job, plan, folder, item, cameras,
                                                 HostPasses.start(passes), started, device,

@@ -137,7 +137,7 @@ def process_photos(
     generator = torch.Generator(device=device)
     generator.manual_seed(stable_seed(eval_config.seed, SEED_TAG, folder.name))
     frames = render_turntable(model, renderer, inputs, poses, settings,
-                              eval_config.rays_per_call, generator, device)
+                              eval_config.ray_batch, generator, device)
     input_names = ["input.png"] if len(inputs) == 1 else [
         f"input-{k}.png" for k in range(len(inputs))]
     for name, image in zip(input_names, inputs, strict=True):

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pixelnerf.config import PROJECT_ROOT
+from pixelnerf.data.config import DatasetConfig
 from pixelnerf.eval.records import recorded_devices
+from pixelnerf.train.config import TrainConfig
 
 PACKAGES = (
     "pixelnerf", "torch", "torchvision", "numpy", "scikit-image", "lpips", "imageio",
@@ -117,16 +119,16 @@ def build_record(
     configured_device: str,
 ) -> dict[str, Any]:
     """The provenance record of one experiment's table."""
-    train = experiment.get("train", {})
-    sources = [experiment.get("dataset", {}).get("source", "")]
-    if train.get("weights") == "published":
-        sources.append(train.get("published_source", "pretrained"))
+    train = TrainConfig.of_experiment(experiment)
+    sources = [DatasetConfig.of_experiment(experiment).source]
+    if train.weights == "published":
+        sources.append(train.published_source)
     return {
         "experiment": name,
         "table": str(table),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git": git_state(),
-        "weights": train.get("weights"),
+        "weights": train.weights,
         "experiment_config": dict(experiment),
         "workflow_config": dict(workflow_config),
         "packages": package_versions(),

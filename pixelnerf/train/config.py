@@ -1,7 +1,7 @@
-"""The experiment config's ``train`` section as a typed, validated dataclass.
+"""The experiment config's ``train`` section as a typed, frozen dataclass.
 
-Every key has a documented default (the published value where the published trainer has
-one); a misspelt key or a wrong type stops with one line naming the key.
+Every key's default (the published value where the published trainer has one) and meaning
+are written once, in its field; the experiment schema checks keys, types and ranges.
 """
 
 from __future__ import annotations
@@ -10,130 +10,140 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from pixelnerf.config import build, section, setting
 from pixelnerf.errors import PipelineError
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Training settings (experiment config section ``train``).
+    """Training settings (experiment config section ``train``); every default is the
+    published trainer's value where it has one."""
 
-    Attributes:
-        weights: ``train`` (this project trains the model) or ``published`` (the
-            published checkpoint is used; the train step is not run for it).
-        published_source, published_name: where the published weights come from (read by
-            the download step, not by training).
-        steps: iteration budget; the published trainer has none (it never stops).
-        batch_objects: objects per batch (published 4).
-        rays_per_object: rays drawn per object a step (published 128).
-        nviews: source-view counts; one is drawn per batch (sn64 [1], SRN [1, 2], DTU [3]).
-        lr: Adam learning rate (published 1e-4).
-        lr_schedule: ``constant`` (published), ``exponential`` (see ``lr_gamma``) or
-            ``cosine``: the rate falls along half a
-            cosine from ``lr`` at step 0 to ``lr_final`` at ``steps``. It depends on
-            the step alone, so a resumed run uses the rates of an unbroken one.
-        lr_final: the rate at the end of a ``cosine`` schedule.
-        lr_gamma: the ``exponential`` schedule's factor per epoch (the published ``--gamma``,
-            an ExponentialLR stepped after every epoch, 1.0 = none): the rate of a step in
-            epoch ``e`` is ``lr * lr_gamma ** e``, an epoch being one pass over the training
-            objects, ``ceil(objects / batch_objects)`` steps.
-        loss: ``mse`` (published) or ``l1``, the colour loss of both passes (the published
-            ``loss.rgb.use_l1``).
-        lambda_coarse, lambda_fine: weights of the coarse and fine losses (published 1, 1);
-            as published, a run without a fine pass uses the coarse loss unweighted.
-        freeze_encoder: the image encoder gets no gradient and its BatchNorm layers keep
-            their running statistics (eval mode), the published ``--freeze_enc``.
-        accumulate: batches whose gradients are summed before one optimiser update (the
-            published ``accu_grad``, 1 = none). Each batch's loss is divided by it, so the
-            update is that of one batch ``accumulate`` times larger. A step is one batch.
-        init: where a run that has no checkpoint of its own starts from: None (fresh
-            weights, the default), ``published`` (the experiment's published weights) or a
-            checkpoint file; loaded strictly, with a new optimiser at step 0.
-        lr_warmup: steps over which the rate rises linearly from ``1 / lr_warmup`` of the
-            scheduled rate to all of it (0: none, as published). A high rate from step 0
-            can push the density below zero everywhere before the colours are learnt: the
-            model then renders the background alone and ReLU passes no gradient to leave it.
-        no_bbox_step: from this step on, rays are drawn uniformly instead of inside the
-            mask bounding box (published 100000).
-        checkpoint_every: steps between checkpoints (published 50).
-        val_every: steps between validation losses (published 50); 0 disables.
-        vis_every: steps between visualisation images (published 100, DTU 200); 0 disables.
-        seed: seed of every random draw of the run (object order, views, rays, jitter,
-            renderer offsets); a resumed run draws exactly what an unbroken run draws.
-        color_jitter: jitter colours once per object and batch (published for DTU only).
-        color_jitter_range: half-width of the jitter factors (published 0.1 for hue,
-            saturation, contrast and brightness alike).
-        bf16: bfloat16 autocast of the forward pass: true, false or ``auto``.
-        tf32: TF32 matmuls and convolutions: true, false or ``auto``.
-        fold_latent: apply the MLPs' ``lin_z`` layers to the latent map once a step and
-            sample the result (``PixelNeRF.fold_latent_terms``), instead of multiplying
-            every sampled point's latent: the same function and gradients, fewer FLOPs
-            when a step queries more points than the map has cells. ``auto`` folds when
-            the folded map is no wider than the latent, so sampling costs no more.
-        num_workers: DataLoader worker processes decoding objects; 0 decodes in the main
-            process and keeps decoded objects in memory up to ``cache_mb``; ``auto``: see
-            :func:`resolve_workers`.
-        cache_mb: memory for decoded objects when ``num_workers`` is 0.
-        val_objects: held-out (``val`` split) objects in the validation loss; 0 disables.
-        max_views: at most this many views of an object are loaded for training, drawn by
-            the reader (published DTU: 49); None loads all.
-        gpus: GPUs of the workflow's training job, one data-parallel process each (the
-            train rule asks for them and passes ``--gpus``); the global batch, and so the
-            training, is the same for every count.
-    """
-
-    weights: str = "train"
-    published_source: str | None = None
-    published_name: str | None = None
-    steps: int = 400000
-    batch_objects: int = 4
-    rays_per_object: int = 128
-    nviews: tuple[int, ...] = (1,)
-    lr: float = 1e-4
-    lr_schedule: str = "constant"
-    lr_final: float = 0.0
-    lr_warmup: int = 0
-    lr_gamma: float = 1.0
-    loss: str = "mse"
-    lambda_coarse: float = 1.0
-    lambda_fine: float = 1.0
-    freeze_encoder: bool = False
-    accumulate: int = 1
-    init: str | None = None
-    no_bbox_step: int = 100000
-    checkpoint_every: int = 50
-    val_every: int = 50
-    vis_every: int = 100
-    seed: int = 0
-    color_jitter: bool = False
-    color_jitter_range: float = 0.1
-    bf16: bool | str = "auto"
-    tf32: bool | str = "auto"
-    fold_latent: bool | str = "auto"
-    num_workers: int | str = "auto"
-    cache_mb: int = 4096
-    val_objects: int = 4
-    max_views: int | None = None
-    gpus: int = 1
+    weights: Literal["train", "published"] = setting(
+        "train", "`train` (the train rule trains and resumes by itself) or `published` (the "
+        "download rule fetches `published_source` and the model is loaded from "
+        "`<checkpoints_root>/<published_name>/pixel_nerf_latest`; the train step is not run)")
+    published_source: str = setting(
+        "pretrained", "key of `config/sources.yaml` holding the published weights zip")
+    published_name: str | None = setting(
+        None, "this experiment's folder in the published weights zip (`multi_obj` for "
+        "`multi_chair`; null: the experiment's name)")
+    steps: int = setting(
+        400000, "iteration budget. The published trainer has none (`--epochs` defaults to "
+        "10000000 in its `src/util/args.py`; it runs until stopped), and neither its configs "
+        "(`conf/exp/*.conf`) nor its README state how many iterations the published models "
+        "were trained for. 400000 is this project's choice, a finite budget so that the train "
+        "job ends; it is not a published number, and no run of it has been compared with the "
+        "published weights")
+    batch_objects: int = setting(4, "objects per batch (published 4)")
+    rays_per_object: int = setting(128, "rays drawn per object a step (published 128)")
+    nviews: tuple[int, ...] = setting(
+        (1,), "source-view counts, one drawn per batch (sn64 `[1]`, SRN `[1, 2]`, DTU `[3]`)")
+    lr: float = setting(1e-4, "Adam learning rate (published 1e-4, no decay)")
+    lr_schedule: Literal["constant", "cosine", "exponential"] = setting(
+        "constant", "`constant` (published), `exponential` (see `lr_gamma`) or `cosine`: half "
+        "a cosine from `lr` at step 0 to `lr_final` at `steps`; it depends on the step alone, "
+        "so a resumed run follows the unbroken schedule")
+    lr_final: float = setting(0.0, "the rate at the end of a `cosine` schedule")
+    lr_warmup: int = setting(
+        0, "steps over which the rate rises linearly from `1 / lr_warmup` of the scheduled "
+        "rate to all of it (0: none, as published). A high rate from step 0 can push the "
+        "density below zero everywhere before the colours are learnt: the model then renders "
+        "the background alone and ReLU passes no gradient to leave it")
+    lr_gamma: float = setting(
+        1.0, "`lr_schedule: exponential`: the rate of a step in epoch `e` is "
+        "`lr * lr_gamma ** e`, an epoch being `ceil(training objects / batch_objects)` steps, "
+        "as the published `--gamma` (an `ExponentialLR` stepped after each epoch); 1.0: no "
+        "decay, published")
+    loss: Literal["mse", "l1"] = setting(
+        "mse", "colour loss of both passes: `mse` (published `loss.rgb.use_l1 = False`) or "
+        "`l1`; the logged PSNR stays that of the squared error")
+    lambda_coarse: float = setting(
+        1.0, "weight of the coarse loss (published 1.0); as published, a run without a fine "
+        "pass uses the coarse loss unweighted")
+    lambda_fine: float = setting(1.0, "weight of the fine loss (published 1.0)")
+    freeze_encoder: bool = setting(
+        False, "`true`: the image encoder gets no gradient and its BatchNorm keeps its running "
+        "statistics (eval mode), the published `--freeze_enc`; `false`: fine-tuned, published")
+    accumulate: int = setting(
+        1, "batches whose gradients make one optimiser update (published `accu_grad`). Each "
+        "batch's loss is divided by it, so the update equals that of one batch `accumulate` "
+        "times larger (the published code sums; Adam is nearly blind to the scale); a step is "
+        "still one batch, and `checkpoint_every` must be a multiple of it")
+    init: str | None = setting(
+        None, "where a run starts that has no checkpoint of its own: null (fresh weights), "
+        "`published` (the experiment's published weights, downloaded first) or a checkpoint "
+        "file; loaded strictly, with a new optimiser at step 0 (fine-tuning). A run already in "
+        "`<checkpoints_root>/<exp>` or `results/<exp>/train` that did not start from this "
+        "`init` is moved aside to `<folder>.<UTC time>` first; one that did is resumed")
+    no_bbox_step: int = setting(
+        100000, "step from which rays are drawn uniformly instead of inside the mask bounding "
+        "box (published 100000)")
+    checkpoint_every: int = setting(50, "steps between checkpoints (published 50)")
+    val_every: int = setting(
+        50, "steps between validation losses (published 50); 0 disables")
+    vis_every: int = setting(
+        100, "steps between visualisation images (published 100, DTU 200); 0 disables")
+    seed: int = setting(
+        0, "seed of every random draw of training (object order, views, rays, jitter, "
+        "renderer offsets); a resumed run draws exactly what an unbroken run draws")
+    color_jitter: bool = setting(
+        False, "jitter colours once per object and batch (published for DTU only)")
+    color_jitter_range: float = setting(
+        0.1, "half-width of the jitter factors (published 0.1 for hue, saturation, contrast "
+        "and brightness alike)")
+    bf16: bool | Literal["auto"] = setting(
+        "auto", "bfloat16 autocast of the forward pass: `true`, `false` or `auto` (decided "
+        "per device)")
+    tf32: bool | Literal["auto"] = setting(
+        "auto", "TF32 matmuls and convolutions: `true`, `false` or `auto` (decided per device)")
+    fold_latent: bool | Literal["auto"] = setting(
+        "auto", "apply the MLPs' `lin_z` layers to the latent map once a step and sample the "
+        "result instead of multiplying every sampled point's latent: the same function and "
+        "gradients, fewer FLOPs when a step queries more points than the map has cells; "
+        "`auto`: when the folded map is no wider than the latent, so sampling costs no more")
+    num_workers: int | Literal["auto"] = setting(
+        "auto", "DataLoader worker processes decoding objects; 0 decodes in the main process "
+        "and keeps decoded objects in memory up to `cache_mb`; `auto`: none on a CPU, on a GPU "
+        "the process's share of the CPUs less one, at most 8")
+    cache_mb: int = setting(4096, "memory for decoded objects when `num_workers` is 0")
+    val_objects: int = setting(
+        4, "held-out (`val` split) objects in the validation loss; 0 disables")
+    max_views: int | None = setting(
+        None, "at most this many views of an object are loaded for training, drawn by the "
+        "reader (published DTU: 49); null loads all")
+    gpus: int = setting(
+        1, "GPUs of the training job, one data-parallel process each: the train rule asks for "
+        "`gpu: N` and runs `pixelnerf train --gpus N` (torchrun on one node); the global "
+        "batch and the training are the same for every N (docs/multi-gpu.md)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, origin: str = "train") -> TrainConfig:
-        """Read a schema-checked ``train`` mapping (None: the defaults); keys, types and
-        ranges are the experiment schema's, only the cross-field check is made here."""
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-        config = cls(**{name: _as_field(value, defaults[name])
-                        for name, value in (data or {}).items()})
-        if config.lr_final > config.lr:
-            raise PipelineError(f"{origin}.lr_final must be between 0 and lr ({config.lr}), "
-                                f"not {config.lr_final}")
-        if config.checkpoint_every % config.accumulate:
+        """A schema-checked ``train`` mapping (None: the defaults)."""
+        return build(cls, data, origin)
+
+    @classmethod
+    def of_experiment(cls, experiment: Mapping[str, Any]) -> TrainConfig:
+        """The ``train`` section of a schema-validated experiment config."""
+        return build(cls, section(experiment, "train"), "train")
+
+    def published_folder(self, experiment: str) -> str:
+        """The folder of experiment ``experiment`` inside the published weights."""
+        return self.published_name or experiment
+
+    def check(self, origin: str) -> None:
+        """What the schema cannot say: one field against another."""
+        if self.lr_final > self.lr:
+            raise PipelineError(f"{origin}.lr_final must be between 0 and lr ({self.lr}), "
+                                f"not {self.lr_final}")
+        if self.checkpoint_every % self.accumulate:
             # a checkpoint between the batches of one update would lose their gradients
-            raise PipelineError(f"{origin}.checkpoint_every ({config.checkpoint_every}) must "
-                                f"be a multiple of {origin}.accumulate ({config.accumulate})")
-        return config
+            raise PipelineError(f"{origin}.checkpoint_every ({self.checkpoint_every}) must "
+                                f"be a multiple of {origin}.accumulate ({self.accumulate})")
 
     def learning_rate(self, step: int, epoch_steps: int = 1) -> float:
         """The rate of 0-based step ``step`` (the schedule spans ``steps``; an epoch is
@@ -149,15 +159,6 @@ class TrainConfig:
                 1 + math.cos(math.pi * progress))
         return warmup * scheduled
 
-
-def _as_field(value: Any, default: Any) -> Any:
-    """A YAML value as its field holds it: lists as tuples, integers in float fields as
-    floats."""
-    if isinstance(default, tuple):
-        return tuple(value)
-    if isinstance(default, float) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from pixelnerf.config import section
+from pixelnerf.data.config import DatasetConfig
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_write_text
 from pixelnerf.model.checkpoint import load_checkpoint
@@ -105,21 +106,9 @@ class Run:
 
 def open_split(experiment: Mapping[str, Any], data_root: str | os.PathLike, split: str,
                **extra: Any) -> Any:
-    """The experiment's dataset split (``dataset`` section: format, dir, list_prefix,
-    image_size) as a torch Dataset of object dicts; ``extra`` are reader options."""
-    from pixelnerf.data import open_dataset
-
-    dataset = section(experiment, "dataset")
-    for key in ("format", "dir"):
-        if key not in dataset:
-            raise PipelineError(f"experiment config: dataset.{key} is missing")
-    options: dict[str, Any] = dict(extra)
-    if dataset.get("list_prefix"):
-        options["list_prefix"] = dataset["list_prefix"]
-    size = dataset.get("image_size")
-    root = Path(data_root) / str(dataset["dir"])
-    return open_dataset(dataset["format"], root, split,
-                        image_size=tuple(size) if size else None, **options)
+    """The experiment's dataset split as a torch Dataset of object dicts; ``extra`` are
+    reader options."""
+    return DatasetConfig.of_experiment(experiment).open(data_root, split, **extra)
 
 
 def held_out_objects(experiment: Mapping[str, Any], data_root: str | os.PathLike, count: int,
@@ -143,7 +132,7 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
     from pixelnerf.model import PixelNeRF
     from pixelnerf.render import Renderer
 
-    config = TrainConfig.from_mapping(experiment.get("train"))
+    config = TrainConfig.of_experiment(experiment)
     if config.weights != "train":
         raise PipelineError(f"train.weights is {config.weights!r}: this experiment uses the "
                             f"published checkpoint and is not trained")
@@ -343,7 +332,7 @@ def train(experiment: Mapping[str, Any], data_root: str | os.PathLike, paths: Ru
     is. ``init`` (else ``train.init``): the weights file a run without a checkpoint starts
     from (:mod:`pixelnerf.train.init`). Several ranks (``world``, inside
     ``distributed.process_group``) train as one."""
-    config = TrainConfig.from_mapping(experiment.get("train"))
+    config = TrainConfig.of_experiment(experiment)
     budget = config.steps if steps is None else steps
     source = init_source(config.init, init)
     if source is not None and world.main:

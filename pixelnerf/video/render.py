@@ -138,7 +138,7 @@ def render_object_video(
     index = list(sources)
     rgb = render_path(
         model, renderer, images[index], cameras.poses[index], path, cameras.focal, cameras.c,
-        cameras.z_near, cameras.z_far, eval_config.rays_per_call,
+        cameras.z_near, cameras.z_far, eval_config.ray_batch,
         generator, device,
     )
     return VideoFrames(frames=to_uint8(rgb), poses=path, sources=tuple(sources))

@@ -60,5 +60,5 @@ def test_eval_section_of_every_experiment(project_root: Path) -> None:
         raw = load_experiment(path)["eval"]
         config = EvalConfig.of_experiment(load_experiment(path))
         assert config.split == raw["split"] and config.setting_names == list(raw["settings"])
-        assert config.rays_per_call == raw.get("ray_batch", DEFAULT_RAY_BATCH)
+        assert config.ray_batch == raw.get("ray_batch", DEFAULT_RAY_BATCH)
         assert config.approx is not None and config.approx_setting in config.settings

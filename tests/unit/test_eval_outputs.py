@@ -131,7 +131,7 @@ def _passes(setup: dict, object_id: str) -> tuple[dict, np.ndarray, Cameras]:
     sources, targets = done["sources"], done["targets"]
     images = torch.as_tensor(item["images"])
     cameras = Cameras.of_item(item)
-    assert len(targets) * SIZE * SIZE <= job.eval.rays_per_call
+    assert len(targets) * SIZE * SIZE <= job.eval.ray_batch
     model = load_model(job.model, job.checkpoint, CPU)
     renderer = R.Renderer.from_config(dict(job.renderer)).eval()
     focal = cameras.focal.reshape(1) if cameras.focal.numel() == 1 else cameras.focal.reshape(1, 2)

@@ -146,7 +146,7 @@ def test_a_shard_rendered_with_overlap_equals_each_object_rendered_alone(shard: 
         selection = protocol.select("1v", object_id, item["images"].shape[0])
         generator = torch.Generator(CPU).manual_seed(stable_seed(job.eval.seed, "1v", object_id))
         alone = to_uint8(render_view_passes(model, renderer, item["images"], Cameras.of_item(item),
-                                            selection, job.eval.rays_per_call, generator, CPU,
+                                            selection, job.eval.ray_batch, generator, CPU,
                                             extras=False).rgb)
         folder = job.out_root / "1v" / object_id
         written = np.stack([iio.imread(folder / f"{view:06d}.png") for view in selection.targets])
