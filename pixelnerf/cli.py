@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, str] = {
     "video": "novel views of an object along the published camera path",
     "real": "photos of cars: segment, normalise, render a turntable",
     "run": "snakemake [args]: one run per folder, stale locks cleared",
+    "config-docs": "rewrite config/README.md's key tables from the config dataclasses",
 }
 
 

@@ -62,7 +62,7 @@ class EvalOutputs:
         False, "`true` writes `<object>/with_src/<view>.png`: the source views, then the "
         "render, side by side (published `--include_src`)")
     compare: bool = setting(
-        False, "`true` writes `<object>/compare/<view>.png`: source views \\| render \\| "
+        False, "`true` writes `<object>/compare/<view>.png`: source views | render | "
         "ground truth (published `--write_compare`)")
 
     @property

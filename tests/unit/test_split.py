@@ -123,8 +123,8 @@ def test_seen_category_without_validation_objects(fresh_root: Path, project_root
     [({"unseen": ["chair"]}, "both seen and unseen"), ({"unseen": ["boat"]}, "boat")],
 )
 def test_bad_settings(fresh_root: Path, change: dict, message: str) -> None:
-    config = {"dataset": {"format": "dvr_gen", "dir": "demo", "split": {
-        "seen": SEEN, "unseen": UNSEEN, **change}}}
+    config = {"dataset": {"format": "dvr_gen", "dir": "demo", "source": "synth-demo",
+                          "split": {"seen": SEEN, "unseen": UNSEEN, **change}}}
     with pytest.raises(PipelineError, match=message):
         make_split(fresh_root / "demo", split_settings(config))
 
