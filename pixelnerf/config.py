@@ -196,3 +196,9 @@ def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise PipelineError(f"experiment config has no '{name}' section")
     return dict(value)
+
+
+def optional_section(config: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """An optional section (``video``, ``real``): None where absent, which its dataclass
+    reads as every default."""
+    return None if config.get(name) is None else section(config, name)

@@ -21,7 +21,9 @@ from pixelnerf.config import REQUIRED, config_fields, field_default, plain, sett
 from pixelnerf.data.config import DatasetConfig
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.global_config import GlobalConfig
+from pixelnerf.real.settings import RealSettings
 from pixelnerf.train.config import TrainConfig
+from pixelnerf.video.settings import VideoSettings
 
 # Section name -> its dataclass; "global" is config/config.yaml, the others the experiment
 # file's sections of that name.
@@ -30,6 +32,8 @@ SECTIONS: dict[str, type] = {
     "dataset": DatasetConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "video": VideoSettings,
+    "real": RealSettings,
 }
 GLOBAL = "global"
 

@@ -1,48 +1,47 @@
-"""The ``video`` section of an experiment config, every key optional with the published default.
-
-Keys (``config/README.md`` documents them for users):
-- ``path``: ``auto`` (``dtu_spline`` for the ``dvr_dtu`` format, else ``loop``), ``loop`` or
-  ``dtu_spline``.
-- ``frames`` (40), ``fps`` (30), ``quality`` (8, imageio-ffmpeg's 0-10 scale): the published
-  gen_video defaults.
-- ``elevation`` (-10 degrees, negative above) and ``radius`` (null: the mean of the dataset's
-  z_near and z_far): the loop.
-- ``spline_distance`` (2.0): the camera distance on the DTU spline.
-- ``sources``: null (the views of the first setting of ``eval.settings``), a setting name, or a
-  list of view indices.
-- ``split``: null (``eval.split``) or train | val | test.
-"""
+"""The ``video`` section of an experiment config (``pixelnerf video``), every key optional;
+each key's default (the published gen_video's where it has one) and meaning are written once,
+in its field."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pixelnerf.config import build, optional_section, setting
 
 
 @dataclass(frozen=True)
 class VideoSettings:
-    path: str = "auto"
-    frames: int = 40
-    fps: float = 30.0
-    quality: float = 8.0
-    elevation: float = -10.0
-    radius: float | None = None
-    spline_distance: float = 2.0
-    sources: str | tuple[int, ...] | None = None
-    split: str | None = None
+    """``video``: videos along the published camera paths."""
+
+    path: Literal["auto", "loop", "dtu_spline"] = setting(
+        "auto", "`loop` (360-degree loop at a fixed elevation), `dtu_spline` (closed spline "
+        "through the five published DTU key orientations), `auto` = `dtu_spline` for "
+        "`dvr_dtu`, else `loop`")
+    frames: int = setting(40, "frames of the video (published gen_video)")
+    fps: float = setting(30.0, "frames per second")
+    quality: float = setting(8.0, "imageio-ffmpeg quality, 0-10")
+    elevation: float = setting(
+        -10.0, "loop elevation in degrees; negative is above, as published")
+    radius: float | None = setting(
+        None, "loop radius; null = the mean of the dataset's near and far")
+    spline_distance: float = setting(2.0, "camera distance on the DTU spline")
+    sources: str | tuple[int, ...] | None = setting(
+        None, "source views: null = those of the first `eval.settings` entry, a setting "
+        "name, or a list of view indices")
+    split: Literal["train", "val", "test"] | None = setting(
+        None, "split the object comes from; null = `eval.split`")
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> VideoSettings:
-        """Read a schema-checked ``video`` mapping (None: the defaults)."""
-        cfg = dict(cfg or {})
-        if isinstance(cfg.get("sources"), list):
-            cfg["sources"] = tuple(cfg["sources"])
-        return cls(**cfg)
+        """A schema-checked ``video`` mapping (None: the defaults)."""
+        return build(cls, cfg, "video")
 
     @classmethod
     def of_experiment(cls, experiment: Mapping[str, Any]) -> VideoSettings:
-        return cls.from_mapping(experiment.get("video"))
+        """The ``video`` section of an experiment config (absent: the defaults)."""
+        return cls.from_mapping(optional_section(experiment, "video"))
 
     def path_kind(self, dataset_format: str) -> str:
         """``loop`` or ``dtu_spline`` for an experiment whose dataset has ``dataset_format``."""

@@ -26,8 +26,10 @@ from pixelnerf.data.config import DatasetConfig
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.global_config import GlobalConfig, load_global_config
+from pixelnerf.real.settings import RealSettings
 from pixelnerf.split import split_settings
 from pixelnerf.train.config import TrainConfig
+from pixelnerf.video.settings import VideoSettings
 
 # What the code before the typed sections read from every shipped config, recorded from it:
 # the old dataclasses' defaults, then per experiment the values that differ from them.
@@ -94,6 +96,16 @@ OLD_SYNTH_DEFAULTS = {'seed': 0,
  'light_direction': [0.4, 0.25, 1.0],
  'ambient': 0.35,
  'diffuse': 0.65}
+
+# No shipped experiment has a video or real section: each reads as these defaults.
+OLD_VIDEO_DEFAULTS = {'path': 'auto', 'frames': 40, 'fps': 30.0, 'quality': 8.0,
+                      'elevation': -10.0, 'radius': None, 'spline_distance': 2.0,
+                      'sources': None, 'split': None}
+
+OLD_REAL_DEFAULTS = {'size': 128, 'minor_scale': 4.37, 'major_scale': 0.8, 'focal': 131.25,
+                     'radius': 1.3, 'z_near': 0.8, 'z_far': 1.8, 'elevation': 0.0, 'frames': 24,
+                     'fps': 15.0, 'quality': 8.0, 'stills': 4, 'score_threshold': 0.5,
+                     'mask_threshold': 0.5}
 
 OLD_EXPERIMENTS = {'demo': {'dataset': {'dir': 'demo',
                       'format': 'dvr',
@@ -330,6 +342,9 @@ def test_every_experiment_reads_as_before(project_root: Path, name: str) -> None
     evaluation = EvalConfig.of_experiment(experiment)
     assert _old_eval_shape(evaluation) == {**OLD_EVAL_DEFAULTS, **old["eval"]}
     assert evaluation.ray_batch == old["rays_per_call"]
+    assert "video" not in experiment and "real" not in experiment
+    assert plain(VideoSettings.of_experiment(experiment)) == OLD_VIDEO_DEFAULTS
+    assert plain(RealSettings.of_experiment(experiment)) == OLD_REAL_DEFAULTS
 
 
 def test_the_global_config_reads_as_before(project_root: Path) -> None:
