@@ -4,8 +4,10 @@ Every subcommand takes `--config config/experiments/<name>.yaml`; this module tu
 file into a validated mapping, so a misspelt key or a wrong type stops before any work with
 one line naming the key. The JSON schemas ship inside the package
 (``pixelnerf/schemas/*.schema.yaml``) and are the one check of keys, types and ranges, for
-the command line and the Snakefile alike; the typed sections (``EvalConfig``, ``TrainConfig``,
-...) are built from the validated mapping.
+the command line and the Snakefile alike. Each section is a frozen dataclass whose fields
+(:func:`setting`) hold every key's default and description once; :func:`build` makes it from
+the validated mapping and is the only reader of a section's raw keys
+(:mod:`pixelnerf.config_docs` lists the sections and writes config/README.md from them).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixelnerf.config import load_experiment, section
-    from pixelnerf.errors import PipelineError
+    from pixelnerf.config import load_experiment
+    from pixelnerf.data.config import DatasetConfig
     from pixelnerf.split import (
         NOTE,
         check_source_list,
@@ -26,11 +26,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     config = load_experiment(args.config)
-    dataset = section(config, "dataset")
-    if "dir" not in dataset:
-        raise PipelineError(f"{args.config}: dataset.dir is missing")
     settings = split_settings(config)
-    root = Path(args.data_root) / str(dataset["dir"])
+    root = Path(args.data_root) / DatasetConfig.of_experiment(config).dir
     split = make_split(root, settings)
     if settings.source_list is not None:
         check_source_list(split, Path(settings.source_list))
