@@ -456,3 +456,15 @@ def test_build_errors_name_the_key(data: dict, message: str) -> None:
 def test_train_cross_field_checks_stay() -> None:
     with pytest.raises(PipelineError, match="train.lr_final must be between 0 and lr"):
         TrainConfig.from_mapping({"lr": 1e-4, "lr_final": 1e-3})
+
+
+def test_config_docs_command_checks_and_rewrites(project_root: Path, tmp_path: Path) -> None:
+    from pixelnerf.cli import main
+
+    readme = tmp_path / "README.md"
+    current = (project_root / "config" / "README.md").read_text(encoding="utf-8")
+    readme.write_text(current.replace("| `lr` | `0.0001` |", "| `lr` | `0.1` |"))
+    assert main(["config-docs", "--check", "--readme", str(readme)]) == 1
+    assert main(["config-docs", "--readme", str(readme)]) == 0
+    assert readme.read_text(encoding="utf-8") == current
+    assert main(["config-docs", "--check", "--readme", str(readme)]) == 0
