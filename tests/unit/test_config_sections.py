@@ -21,11 +21,11 @@ from pixelnerf.config import (
     schema_path,
     setting,
 )
-from pixelnerf.config_docs import GLOBAL, SECTIONS, render_readme, rows, schema_mismatches
+from pixelnerf.config.docs import GLOBAL, SECTIONS, render_readme, rows, schema_mismatches
+from pixelnerf.config.global_settings import GlobalConfig, load_global_config
 from pixelnerf.data.config import DatasetConfig
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
-from pixelnerf.global_config import GlobalConfig, load_global_config
 from pixelnerf.real.settings import RealSettings
 from pixelnerf.split import split_settings
 from pixelnerf.train.config import TrainConfig

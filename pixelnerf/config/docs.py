@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pixelnerf.config import REQUIRED, config_fields, field_default, plain, setting_doc
+from pixelnerf.config.global_settings import GlobalConfig
 from pixelnerf.data.config import DatasetConfig
 from pixelnerf.eval.config import EvalConfig
-from pixelnerf.global_config import GlobalConfig
 from pixelnerf.real.settings import RealSettings
 from pixelnerf.train.config import TrainConfig
 from pixelnerf.video.settings import VideoSettings

@@ -7,7 +7,7 @@ one line naming the key. The JSON schemas ship inside the package
 the command line and the Snakefile alike. Each section is a frozen dataclass whose fields
 (:func:`setting`) hold every key's default and description once; :func:`build` makes it from
 the validated mapping and is the only reader of a section's raw keys
-(:mod:`pixelnerf.config_docs` lists the sections and writes config/README.md from them).
+(:mod:`pixelnerf.config.docs` lists the sections and writes config/README.md from them).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT_SCHEMA = "experiment.schema.yaml"
 CONFIG_SCHEMA = "config.schema.yaml"
 
