@@ -15,7 +15,7 @@ from snakemake.utils import validate
 from pixelnerf.config import CONFIG_SCHEMA, load_experiment, load_schema, load_yaml, schema_path
 from pixelnerf.config import validate as validate_mapping
 from pixelnerf.errors import PipelineError
-from pixelnerf.gpu_slots import SLOT_DIR_ENV as GPU_SLOT_DIR_ENV
+from pixelnerf.workflow.gpu_slots import SLOT_DIR_ENV as GPU_SLOT_DIR_ENV
 from pixelnerf.train.config import TrainConfig
 
 DEFAULT_DATA_ROOT = load_schema(CONFIG_SCHEMA)["properties"]["data_root"]["default"]
@@ -161,7 +161,7 @@ def train_resources():
     return resources
 
 
-# Local GPU jobs each take free GPUs through lock files here (pixelnerf.gpu_slots); jobs
+# Local GPU jobs each take free GPUs through lock files here (pixelnerf.workflow.gpu_slots); jobs
 # under SLURM keep the devices SLURM gives them.
 os.environ.setdefault(GPU_SLOT_DIR_ENV, os.path.abspath(".snakemake/gpu-slots"))
 
