@@ -12,6 +12,9 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
+# common.smk first: the plan of the run and the names every rule file uses. A new rule file
+# is one `include:` line below (rules that must run here, not on a cluster node, say
+# `localrule: True` in the file itself).
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/split.smk"

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from pixelnerf.errors import PipelineError
-from pixelnerf.gpu_slots import gpu_slot
+from pixelnerf.workflow.gpu_slots import gpu_slot
 
 # name -> one-line help; its module is pixelnerf.commands.<name, "-" written "_">
 SUBCOMMANDS: dict[str, str] = {
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     try:
-        # A local job on a machine of several GPUs takes free ones (pixelnerf.gpu_slots).
+        # A local job on a machine of several GPUs takes free ones (workflow.gpu_slots).
         with gpu_slot(getattr(args, "device", None), getattr(args, "gpus", 1)):
             return int(module.run(args) or 0)
     except PipelineError as exc:

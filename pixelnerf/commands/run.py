@@ -1,5 +1,5 @@
 """``pixelnerf run -- <snakemake arguments>``: the workflow, one run per folder, a stale lock
-left by a killed run released (:mod:`pixelnerf.workflow_run`)."""
+left by a killed run released (:mod:`pixelnerf.workflow.run`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixelnerf.workflow_run import run_snakemake
+    from pixelnerf.workflow.run import run_snakemake
 
     snakemake_args = list(args.snakemake_args)
     return run_snakemake(snakemake_args[1:] if snakemake_args[:1] == ["--"] else snakemake_args)

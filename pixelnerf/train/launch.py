@@ -2,7 +2,7 @@
 itself again under torchrun (one process per GPU; gloo processes on a CPU).
 
 ``torchrun_command`` builds the command; ``relaunch`` replaces this process with it, so
-GPU slots claimed for the job (``pixelnerf.gpu_slots``) stay held by the launcher.
+GPU slots claimed for the job (``pixelnerf.workflow.gpu_slots``) stay held by the launcher.
 """
 
 from __future__ import annotations

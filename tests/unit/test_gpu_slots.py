@@ -17,8 +17,8 @@ import pytest
 from helpers import PROJECT_ROOT
 
 from pixelnerf.errors import PipelineError
-from pixelnerf.gpu_slots import SLOT_DIR_ENV, SLOTS_ENV, gpu_slot, slot_count, try_claim
 from pixelnerf.train.launch import rank_threads, torchrun_command
+from pixelnerf.workflow.gpu_slots import SLOT_DIR_ENV, SLOTS_ENV, gpu_slot, slot_count, try_claim
 
 # A `pixelnerf` subcommand that records the GPU slot it ran on: run through pixelnerf.cli,
 # so the claim is the one every command with --device makes.
@@ -114,7 +114,7 @@ def test_slots_pass_to_an_exec_program_and_free_when_it_ends(tmp_path):
     """`pixelnerf train --gpus N` claims N slots and execs torchrun: the locks go along."""
     code = textwrap.dedent("""
         import os, sys
-        from pixelnerf.gpu_slots import gpu_slot
+        from pixelnerf.workflow.gpu_slots import gpu_slot
         with gpu_slot("cuda", 2):
             os.execv(sys.executable, [sys.executable, "-c",
                      "import os, time; print(os.environ['CUDA_VISIBLE_DEVICES'], flush=True);"

@@ -64,15 +64,13 @@ rule real_photo:
 
 rule real_all:
     input:
-        done=lambda wildcards: expand(
-            f"{RESULTS}/real/{wildcards.exp}/{{photo}}/done.json", photo=list(real_photos())
-        ),
+        done=get_real_done,
     output:
         index=f"{RESULTS}/real/{{exp}}/index.json",
     log:
         f"{LOGS}/real/{{exp}}/index.log",
     localrule: True
     params:
-        photos=lambda wildcards: real_photos(),
+        photos=lambda wildcards: list(real_photos()),
     run:
         write_real_index(params.photos, input.done, output.index, log[0])
