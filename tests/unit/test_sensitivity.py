@@ -206,3 +206,79 @@ def test_choices_flip_what_the_reference_does() -> None:
     assert choices.precision_variant(low, eval_config, "bf16").renderer["precision"] == "fp32"
     own = choices.cameras_variant(low, eval_config)
     assert own.variant == "first_object" and own.eval.reuse_first_object_cameras
+
+
+def test_first_object_cameras_render_the_first_object_unchanged(tmp_path: Path) -> None:
+    """The DTU choice through the render step's functions, on the tiny untrained demo: the
+    first object looks the same under its own cameras and the first object's (they are its
+    own), another object does not; the row comes out of the sample's machinery."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from helpers.demo import tiny_synth
+    from helpers.untrained import untrained_work
+
+    from pixelnerf.config import load_experiment
+    from pixelnerf.eval.inference import item_lookup, load_model, object_ids_of, open_split
+    from pixelnerf.eval.render import RenderJob
+    from pixelnerf.eval.sensitivity.build import rerendered_rows
+    from pixelnerf.eval.sensitivity.rerender import (
+        SampledObject,
+        first_object_cameras,
+        render_views,
+    )
+    from pixelnerf.render import Renderer
+
+    work = untrained_work(tmp_path, tiny_synth(train_objects=0, val_objects=0))
+    experiment = load_experiment(work / "demo.yaml")
+    job = RenderJob.of_experiment(experiment, work / "data", work / "model.pt",
+                                  work / "render")
+    dataset = open_split(job.dataset, job.data_root, "test")
+    ids = object_ids_of(dataset)[:2]
+
+    def lookup(object_id: str) -> dict:
+        item = dict(item_lookup(dataset)(object_id))
+        if object_id == ids[1]:
+            poses = torch.as_tensor(item["poses"]).clone()
+            poses[:, :3, 3] *= 1.2  # the cameras further away
+            item["poses"] = poses
+        return item
+
+    protocol = Protocol.from_config(job.eval)
+    rows = []
+    for object_id in ids:  # reference renders: any images will do for this check
+        item = lookup(object_id)
+        selection = protocol.select("1v", object_id, int(item["images"].shape[0]))
+        folder = job.out_root / "1v" / object_id
+        for view in selection.targets:
+            atomic_save_png(folder / f"{view:06d}.png", np.zeros((32, 32, 3), np.uint8))
+        (folder / "done.json").write_text(json.dumps({
+            "category": str(item["category"]), "sources": list(selection.sources),
+            "targets": list(selection.targets)}))
+        rows.append(ObjectRow("1v", str(item["category"]), object_id,
+                              len(selection.targets), 10.0, 0.1, None))
+
+    own = choices.reference_variant(experiment["renderer"], job.eval)
+    first_variant = choices.cameras_variant(experiment["renderer"], job.eval)
+    first = first_object_cameras(dataset)
+    model = load_model(job.model, job.checkpoint, torch.device("cpu"))
+    renderer = Renderer.from_config(dict(own.renderer)).eval()
+    targets = {oid: json.loads((job.out_root / "1v" / oid / "done.json").read_text())["targets"]
+               for oid in ids}
+    renders = {}
+    for index, object_id in enumerate(ids):
+        view = max(set(targets[ids[0]]) & set(targets[ids[1]]))
+        sampled = SampledObject(object_id, index, rows[index].category, (view,))
+        renders[object_id] = [
+            render_views(model, renderer, job, variant, "1v", lookup(object_id), sampled, first,
+                         torch.device("cpu")).images
+            for variant in (own, first_variant)]
+    assert np.array_equal(*renders[ids[0]])
+    assert not np.array_equal(*renders[ids[1]])
+
+    models = default_lpips_models(None, "cpu", lambda line: None)
+    options = SensitivityOptions(objects=None, views=1, resamples=200)
+    (row,) = rerendered_rows(experiment, job, "1v", rows, dataset, lookup, models, 8,
+                             torch.device("cpu"), options, variants=[first_variant])
+    assert (row.choice, row.variant, row.n_objects, row.n_views) == \
+        ("cameras", "first_object", 2, "1")
