@@ -27,6 +27,7 @@ from pixelnerf.eval.paired import (
     DEFAULT_SEED,
     paired_summary,
 )
+from pixelnerf.eval.records import read_done
 from pixelnerf.eval.render import RenderJob
 from pixelnerf.eval.sensitivity import choices, rerender
 from pixelnerf.eval.sensitivity.choices import RenderVariant
@@ -127,6 +128,55 @@ def render_variants(experiment: Mapping[str, Any], job: RenderJob, setting: str,
     return variants
 
 
+@dataclass(frozen=True)
+class SampleContext:
+    """What every rendering variant of one view setting shares: the network, the sample,
+    its items, truths and reference PNGs (by object id), the first object's cameras."""
+
+    model: torch.nn.Module
+    job: RenderJob
+    setting: str
+    plan: Sequence[rerender.SampledObject]
+    items: Mapping[str, Any]
+    truths: Mapping[str, list[np.ndarray]]
+    pngs: Mapping[str, list[np.ndarray]]
+    first: Any
+    device: torch.device
+    models: LpipsModels
+    batch_size: int
+
+
+def variant_scores(context: SampleContext,
+                   variant: RenderVariant) -> tuple[list[Scores], list[Scores] | None, str]:
+    """The variant's scores per sampled object; for ``score_float`` also those of the 8-bit
+    images of the same renders (what it is paired with) and a note on the PNGs."""
+    from pixelnerf.render import Renderer
+
+    renderer = Renderer.from_config(dict(variant.renderer)).eval()
+    scores, own_eight_bit, differing = [], [], 0
+    for s in context.plan:
+        views = rerender.render_views(context.model, renderer, context.job, variant,
+                                      context.setting, context.items[s.object_id], s,
+                                      context.first, context.device)
+        truths = context.truths[s.object_id]
+        predicted = views.images if variant.score_float else views.eight_bit
+        scores.append(score_views(list(predicted), truths, REFERENCE_SCORING, context.models,
+                                  context.batch_size))
+        if variant.score_float:
+            own_eight_bit.append(score_views(list(views.eight_bit), truths, REFERENCE_SCORING,
+                                             context.models, context.batch_size))
+        differing += sum(not np.array_equal(a, b) for a, b in
+                         zip(views.eight_bit, context.pngs[s.object_id], strict=True))
+    if not variant.score_float:
+        return scores, None, ""
+    # Paired with the 8-bit images of the same renders, so that the difference is the
+    # quantisation alone: a render of other views splits its ray batches elsewhere, which
+    # moves some pixels of the PNGs by one level.
+    total = sum(len(s.views) for s in context.plan)
+    return scores, own_eight_bit, ("paired with the 8-bit images of the same renders; "
+                                   f"these equal the PNGs in {total - differing} of {total} views")
+
+
 def rerendered_rows(experiment: Mapping[str, Any], job: RenderJob, setting: str,
                     rows: Sequence[ObjectRow], dataset: Any, lookup: Callable,
                     models: LpipsModels, batch_size: int, device: torch.device,
@@ -134,13 +184,12 @@ def rerendered_rows(experiment: Mapping[str, Any], job: RenderJob, setting: str,
                     variants: Sequence[RenderVariant] | None = None) -> list[SensitivityRow]:
     """The rendering variants on the seeded sample, each beside the reference's PNGs."""
     from pixelnerf.eval.inference import load_model, object_ids_of
-    from pixelnerf.render import Renderer
 
     index_of = {object_id: i for i, object_id in enumerate(object_ids_of(dataset))}
     by_id = {row.object_id: row for row in rows}
     chosen = sample_objects(list(by_id), options.objects, options.seed)
-    images = {oid: object_images(job.out_root, setting, oid, lookup) for oid in chosen}
-    source_count = len(images[chosen[0]].sources)
+    records = {oid: read_done(job.out_root, setting, oid) for oid in chosen}
+    source_count = len(records[chosen[0]].sources)
     if variants is None:
         variants = render_variants(experiment, job, setting, source_count, device, options)
     reference = choices.reference_variant(experiment["renderer"], job.eval)
@@ -148,48 +197,26 @@ def rerendered_rows(experiment: Mapping[str, Any], job: RenderJob, setting: str,
     if any(v.eval.reuse_first_object_cameras for v in [reference, *variants]):
         first = rerender.first_object_cameras(dataset)
     plan = rerender.sample_plan(
-        [(oid, index_of[oid], by_id[oid].category, images[oid].views) for oid in chosen],
+        [(oid, index_of[oid], by_id[oid].category, records[oid].targets) for oid in chosen],
         [reference, *variants], setting, dataset, first, options.views, options.seed)
     items = {s.object_id: lookup(s.object_id) for s in plan}
-    pngs = {}
-    for s in plan:
-        full = images[s.object_id]
-        pngs[s.object_id] = [full.preds[full.views.index(v)] for v in s.views]
+    pngs = {s.object_id: object_images(job.out_root, setting, s.object_id, lookup, s.views).preds
+            for s in plan}
     truths = {s.object_id: rerender.truths_of(items[s.object_id], s) for s in plan}
     ref_scores = [score_views(pngs[s.object_id], truths[s.object_id], REFERENCE_SCORING,
                               models, batch_size) for s in plan]
     n_views = str(len(plan[0].views)) if len({len(s.views) for s in plan}) == 1 else "varies"
 
-    model = load_model(job.model, job.checkpoint, device)
+    context = SampleContext(load_model(job.model, job.checkpoint, device), job, setting, plan,
+                            items, truths, pngs, first, device, models, batch_size)
     out, draws = [], []
     for variant in variants:
         started = time.perf_counter()
-        note = variant.same or ""
-        paired_with = ref_scores
         if variant.same:
-            scores = list(ref_scores)
+            scores, paired_with, note = list(ref_scores), ref_scores, variant.same
         else:
-            renderer = Renderer.from_config(dict(variant.renderer)).eval()
-            scores, own_eight_bit, differing = [], [], 0
-            for s in plan:
-                views = rerender.render_views(model, renderer, job, variant, setting,
-                                              items[s.object_id], s, first, device)
-                predicted = views.images if variant.score_float else views.eight_bit
-                scores.append(score_views(list(predicted), truths[s.object_id],
-                                          REFERENCE_SCORING, models, batch_size))
-                if variant.score_float:
-                    own_eight_bit.append(score_views(list(views.eight_bit), truths[s.object_id],
-                                                     REFERENCE_SCORING, models, batch_size))
-                differing += sum(not np.array_equal(a, b)
-                                 for a, b in zip(views.eight_bit, pngs[s.object_id], strict=True))
-            if variant.score_float:
-                # Paired with the 8-bit images of the same renders, so that the difference
-                # is the quantisation alone: a render of other views splits its ray batches
-                # elsewhere, which moves some pixels of the PNGs by one level.
-                paired_with = own_eight_bit
-                total = sum(len(s.views) for s in plan)
-                note = ("paired with the 8-bit images of the same renders; "
-                        f"these equal the PNGs in {total - differing} of {total} views")
+            scores, own, note = variant_scores(context, variant)
+            paired_with = own if own is not None else ref_scores
         print(f"sensitivity: {setting} {variant.choice} {variant.variant}: "
               f"{time.perf_counter() - started:.1f} s", flush=True)
         out.append(paired_row(variant.choice, variant.variant, setting, n_views, paired_with,
