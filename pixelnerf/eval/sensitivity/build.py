@@ -37,10 +37,13 @@ from pixelnerf.eval.sensitivity.scoring import REFERENCE_SCORING, score_views
 from pixelnerf.eval.sensitivity.table import ALL_VIEWS, REFERENCE, SensitivityRow, SensitivityTable
 from pixelnerf.eval.tables import check_unique, natural_key, reduce_rows
 
-# Re-rendered variants: objects drawn (all if fewer) and target views per object. Four
-# views of every demo object keep the demo's six re-renders near two minutes on 2 cores.
+# Re-rendered variants: objects drawn (all if fewer) and target views per object. On the
+# demo's network a view cost 1.2-2.5 s of CPU time in fp32 at 64 coarse samples and about
+# twice that in bf16 (a shared, loaded 2-core machine), plus about 5 s a variant: its six
+# re-renders of 8 objects x 3 views take 200-420 s of CPU time, within the 5 minutes the
+# demo's target may take on 2 cores.
 DEFAULT_OBJECTS = 100
-DEFAULT_VIEWS = 4
+DEFAULT_VIEWS = 3
 DEFAULT_DRAWS = 3
 
 Scores = dict[str, float | None]
@@ -211,14 +214,15 @@ def rerendered_rows(experiment: Mapping[str, Any], job: RenderJob, setting: str,
                             items, truths, pngs, first, device, models, batch_size)
     out, draws = [], []
     for variant in variants:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if variant.same:
             scores, paired_with, note = list(ref_scores), ref_scores, variant.same
         else:
             scores, own, note = variant_scores(context, variant)
             paired_with = own if own is not None else ref_scores
         print(f"sensitivity: {setting} {variant.choice} {variant.variant}: "
-              f"{time.perf_counter() - started:.1f} s", flush=True)
+              f"{time.perf_counter() - started:.1f} s ({time.process_time() - cpu:.1f} s "
+              "of CPU time)", flush=True)
         out.append(paired_row(variant.choice, variant.variant, setting, n_views, paired_with,
                               scores, options, note))
         if variant.choice == choices.DRAWS_GROUP:

@@ -30,7 +30,7 @@ RESCORE_VARIANTS = (
     RescoreVariant("ssim_window", "gaussian11x11_sigma1.5", Scoring(ssim_window="gaussian11"),
                    "ssim"),
     RescoreVariant("lpips_net", "alex", Scoring(lpips_net="alex"), "lpips"),
-    RescoreVariant("lpips_input", "[0,1]", Scoring(lpips_range="[0,1]"), "lpips"),
+    RescoreVariant("lpips_input", "[0..1]", Scoring(lpips_range="[0,1]"), "lpips"),
 )
 
 
@@ -96,7 +96,7 @@ def source_draw_variants(renderer: Mapping[str, Any], eval_config: EvalConfig, s
     out = []
     for seed in draw_seeds(eval_config, setting, draws):
         settings = {**eval_config.settings, setting: {"random": {"count": count, "seed": seed}}}
-        out.append(RenderVariant(DRAWS_GROUP, f"random draw, seed {seed}", base,
+        out.append(RenderVariant(DRAWS_GROUP, f"random draw seed {seed}", base,
                                  dataclasses.replace(eval_config, settings=settings)))
     return out
 
