@@ -8,4 +8,8 @@ reference over objects (:mod:`pixelnerf.eval.paired`). Modules, in call order:
 :mod:`.rescore` (variants that re-score the reference's PNGs), :mod:`.rerender` (variants
 that change the rendering, on a seeded sample of objects and views), :mod:`.table` (rows,
 CSV, Markdown) and :mod:`.plot`.
+
+The variants that render again run on a seeded sample (``--objects``, ``--views``: every
+object of the demo, 3 target views each), the reference scored on the same views; those
+that only re-score run over every object and view.
 """
