@@ -23,6 +23,8 @@ include: "workflow/rules/render.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/videos.smk"
+include: "workflow/rules/compare.smk"
+include: "workflow/rules/sensitivity.smk"
 
 
 # Jobs that run where Snakemake runs, never as cluster jobs: downloads need the network

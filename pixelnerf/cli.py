@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, str] = {
     "metrics": "PSNR, SSIM, LPIPS per object of a render shard",
     "table": "the table beside the paper's numbers",
     "approx-summary": "approximate evaluation: means, 95% CI",
+    "compare": "paired difference B - A of two runs with bootstrap intervals",
+    "sensitivity": "how the table total moves with each evaluation-protocol choice",
     "render": "render the target views of one shard of test objects",
     "figure": "renders beside ground truth for the report",
     "provenance": "git commit, configs, versions, device, stage times",
