@@ -151,8 +151,8 @@ def load_run_spec(spec: str, results_root: str | os.PathLike,
     """A run named on the command line: an experiment or a metrics folder, or (``files``)
     exactly those metrics CSVs under the label ``spec``."""
     if files:
-        named = EXPERIMENT_NAME.fullmatch(spec) is not None
-        folder = Path(results_root) / spec / METRICS_FOLDER if named else None
+        # <run>/metrics/<setting>/shard-k-of-K.csv: the render records sit in <run>/render
+        folder = Path(files[0]).parent.parent
     else:
         folder = resolve_run(spec, results_root)
         files = metrics_files(folder)

@@ -6,6 +6,7 @@
 # before any job runs and without touching results already written (pixelnerf.workflow.glue).
 import os
 from functools import partial
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -69,6 +70,14 @@ get_report_figures = by_exp(PLAN.report_figures)
 def config_digest(stage):
     """A param function: digest of the config sections that ``stage`` reads."""
     return by_exp(partial(PLAN.config_digest, stage))
+
+
+def get_compare_metrics_a(wildcards):
+    return get_shard_metrics(SimpleNamespace(exp=wildcards.a))
+
+
+def get_compare_metrics_b(wildcards):
+    return get_shard_metrics(SimpleNamespace(exp=wildcards.b))
 
 
 def get_setting_manifests(wildcards):

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelnerf.eval.coarse_samples import evaluation_renderer_config
-from pixelnerf.eval.config import PUBLISHED_MIN_COARSE_SAMPLES, EvalConfig
+from pixelnerf.eval.config import EvalConfig
 from pixelnerf.eval.sensitivity.scoring import Scoring
 
 DRAWS_GROUP = "source_views"
+# The published eval.py's floor of coarse samples, which is eval.min_coarse_samples' default.
+PUBLISHED_MIN_COARSE_SAMPLES = EvalConfig.__dataclass_fields__["min_coarse_samples"].default
 
 
 @dataclass(frozen=True)

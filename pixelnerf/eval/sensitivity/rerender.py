@@ -98,7 +98,7 @@ def render_views(model: torch.nn.Module, renderer: Any, job: RenderJob, variant:
     selection = variant_selection(variant, setting, sampled.object_id, n_views)
     plan = ObjectPlan(sampled.object_id, ViewSelection(selection.sources, sampled.views),
                       stable_seed(job.eval.seed, setting, sampled.object_id), fingerprint="")
-    passes = render_object(model, renderer, item, cameras, plan, job.eval.rays_per_call,
+    passes = render_object(model, renderer, item, cameras, plan, job.eval.ray_batch,
                            device, extras=False)
     images = np.clip(passes.rgb.detach().float().cpu().numpy().astype(np.float64), 0.0, 1.0)
     return RenderedViews(images, to_uint8(passes.rgb).astype(np.float64) / 255.0)
