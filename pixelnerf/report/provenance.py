@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelnerf.config import PROJECT_ROOT
-from pixelnerf.eval.records import recorded_devices
+from pixelnerf.eval.records import recorded_devices, recorded_plans
 
 PACKAGES = (
     "pixelnerf", "torch", "torchvision", "numpy", "scikit-image", "lpips", "imageio",
@@ -131,6 +131,7 @@ def build_record(
         "workflow_config": dict(workflow_config),
         "packages": package_versions(),
         "device": {**host_device(configured_device),
-                   "render_devices": recorded_devices(renders)},
+                   "render_devices": recorded_devices(renders),
+                   "render_plans": recorded_plans(renders)},
         "stages": stage_times(bench_dir, name, sources),
     }
