@@ -89,4 +89,4 @@ def planned(model: PixelNeRF, config: dict, plan) -> PixelNeRF:
     copy = PixelNeRF.from_config(config, plan=plan).eval()
     copy.load_state_dict(model.state_dict())
     copy.sources = model.sources
-    return copy
+    return copy.to(next(model.parameters()).device)
