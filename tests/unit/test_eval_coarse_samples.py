@@ -86,8 +86,8 @@ def test_render_step_builds_its_renderer_with_the_raised_count(tmp_path: Path,
     built = []
     original = Renderer.from_config
 
-    def recording(cfg: dict) -> Any:
-        renderer = original(cfg)
+    def recording(cfg: dict, plan: Any) -> Any:
+        renderer = original(cfg, plan)
         built.append(renderer)
         return renderer
 
