@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pixelnerf.config import load_experiment, section
     from pixelnerf.device import resolve_device
-    from pixelnerf.render.bench import bench, default_settings
+    from pixelnerf.eval.bench import bench, default_settings
 
     device = resolve_device(args.device)
     settings = default_settings(device, args.objects, args.views, args.image_size,

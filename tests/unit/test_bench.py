@@ -10,7 +10,7 @@ from pixelnerf.cli import main
 from pixelnerf.commands.bench import experiment_file
 from pixelnerf.errors import PipelineError
 from pixelnerf.model.plan import InferencePlan
-from pixelnerf.render.bench import (
+from pixelnerf.eval.bench import (
     PUBLISHED_RAY_BATCH,
     default_paths,
     matmul_peaks,
