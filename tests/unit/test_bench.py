@@ -9,13 +9,13 @@ import torch
 from pixelnerf.cli import main
 from pixelnerf.commands.bench import experiment_file
 from pixelnerf.errors import PipelineError
-from pixelnerf.model.plan import InferencePlan
 from pixelnerf.eval.bench import (
     PUBLISHED_RAY_BATCH,
     default_paths,
     matmul_peaks,
     path_settings,
 )
+from pixelnerf.model.plan import InferencePlan
 
 
 def test_reference_path_is_the_published_loop():
