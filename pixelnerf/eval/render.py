@@ -37,7 +37,7 @@ from pixelnerf.eval.inference import (
     Cameras,
     ViewPasses,
     device_label,
-    load_inference,
+    load_model,
     object_ids_of,
     open_split,
     render_view_passes,
@@ -183,6 +183,9 @@ def render_shard(
     """
     from tqdm import tqdm
 
+    import pixelnerf.render as R
+    from pixelnerf.render.plan import resolve_plan
+
     protocol = Protocol.from_config(job.eval)
     protocol.rule(setting)  # an unknown setting fails before any work
     split = job.eval.render_split(approx)
@@ -212,7 +215,10 @@ def render_shard(
           "to render", flush=True)
     finished: list[float] = []
     if todo:
-        network = load_inference(job.model, job.renderer, job.checkpoint, device)
+        inference = resolve_plan(job.renderer, device, job.model)  # once for the job
+        print(inference.line(), flush=True)
+        model = load_model(job.model, job.checkpoint, device, inference)
+        renderer = R.Renderer.from_config(job.renderer, inference).eval()
         extras = job.eval.outputs.depth or job.eval.outputs.coarse
         objects = prefetched(todo, lambda plan: dataset[index_of[plan.object_id]])
         bar = tqdm(objects, total=len(todo), desc=f"render {setting} shard {shard}/{shards}",
@@ -221,12 +227,12 @@ def render_shard(
             for plan, item in bar:
                 started = time.perf_counter()
                 cameras = first_cameras or Cameras.of_item(item)
-                passes = render_object(network.model, network.renderer, item, cameras, plan,
+                passes = render_object(model, renderer, item, cameras, plan,
                                        job.eval.rays_per_call, device, extras)
                 folder = records.object_dir(job.out_root, setting, plan.object_id)
-                writer.submit(functools.partial(finish_object, job, plan, folder, item, cameras,
-                                                HostPasses.start(passes), started, device,
-                                                finished, network.plan.record()))
+                writer.submit(functools.partial(finish_object, job, plan, folder, item,
+                                                cameras, HostPasses.start(passes), started,
+                                                device, finished, inference.record()))
         bar.close()
     print(f"render: {setting} shard {shard} of {shards}: {len(todo)} objects rendered, "
           f"{len(mine) - len(todo)} already done{steady_rate(finished)}")
