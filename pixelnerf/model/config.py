@@ -94,7 +94,10 @@ class MLPConfig:
     dim_excludes_skip: bool = setting(False, "type mlp: dims count without the skip's inputs")
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> MLPConfig:
+    def from_mapping(cls, data: Mapping[str, Any] | MLPConfig | None) -> MLPConfig:
+        """The typed section of a ``model.mlp_*`` mapping (an MLPConfig: itself)."""
+        if isinstance(data, MLPConfig):
+            return data
         return typed_section(cls, data, "model.mlp_*")
 
 

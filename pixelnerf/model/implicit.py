@@ -10,7 +10,8 @@ initialisation, as published.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -100,11 +101,13 @@ class ImplicitMLP(nn.Module):
         self.activation: nn.Module = nn.Softplus(beta=beta) if beta > 0 else nn.ReLU()
 
     @classmethod
-    def from_config(cls, cfg: MLPConfig, d_in: int, d_latent: int, d_out: int = 4) -> ImplicitMLP:
+    def from_config(cls, cfg: MLPConfig | Mapping[str, Any], d_in: int, d_latent: int,
+                    d_out: int = 4) -> ImplicitMLP:
         """Build from a published ``model.mlp_*`` section of type ``mlp``.
 
         d_in: the point code's width; d_latent: the latent's (the MLP reads both).
         """
+        cfg = MLPConfig.from_mapping(cfg)
         dims = list(cfg.dims)
         skip_in = list(cfg.skip_in)
         combine_layer = cfg.combine_layer

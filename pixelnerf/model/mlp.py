@@ -9,7 +9,8 @@ runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,13 +81,14 @@ class ResnetFC(nn.Module):
         self.backend = backend
 
     @classmethod
-    def from_config(cls, cfg: MLPConfig, d_in: int, d_latent: int, d_out: int = 4,
-                    backend: MLPBackend | None = None) -> ResnetFC:
+    def from_config(cls, cfg: MLPConfig | Mapping[str, Any], d_in: int, d_latent: int,
+                    d_out: int = 4, backend: MLPBackend | None = None) -> ResnetFC:
         """Build from a published ``model.mlp_coarse`` / ``mlp_fine`` section (type ``resnet``).
 
         d_in: the point code's width; d_latent: the latent's (global part first, if any);
         backend: the inference evaluation (None: the published graph).
         """
+        cfg = MLPConfig.from_mapping(cfg)
         if cfg.beta > 0 or cfg.use_spade:
             raise PipelineError("model.mlp_*.beta > 0 and use_spade are not supported")
         return cls(
