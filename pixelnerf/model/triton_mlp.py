@@ -72,8 +72,8 @@ def triton_forward(
     latent: (SB, NS, B, d_latent) or None; x: (SB, NS, B, d_in); latent_terms:
     (SB, NS, B, n_lin_z * d_hidden) or None -> (SB, B, d_out) fp32. The compute dtype is
     autocast's where it is on, else fp32; fp32 uses TF32 where CUDA's matmul switch allows it.
-    ``persistent``: every layer through the persistent GEMM (``fused_linear``); the
-    default stays one program a tile until a GPU has measured which is faster.
+    ``persistent``: every layer through the persistent GEMM (``fused_linear``): the plan's
+    kernel ``triton-persistent``; ``triton`` is one program a tile.
     """
     width = mlp.lin_in.out_features
     if width % TILE:

@@ -67,7 +67,9 @@ class Renderer(nn.Module):
     @classmethod
     def from_config(cls, cfg: RendererConfig | dict[str, Any],
                     plan: InferencePlan = DEFAULT_PLAN) -> Renderer:
-        """cfg: the ``renderer`` section; a key left out takes the published default."""
+        """cfg: the ``renderer`` section; a key left out takes the published default.
+        ``plan``: resolve it from the same section (:func:`pixelnerf.render.resolve_plan`);
+        the default evaluates fp32, not folded, at a CPU's points a call."""
         return cls(RendererConfig.from_mapping(cfg), plan)
 
     def points_per_call(self, model: nn.Module, padded: bool = False) -> int:
