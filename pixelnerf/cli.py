@@ -17,7 +17,7 @@ from pixelnerf.workflow.gpu_slots import gpu_slot
 
 # name -> one-line help; its module is pixelnerf.commands.<name, "-" written "_">
 SUBCOMMANDS: dict[str, str] = {
-    "bench": "rendering throughput per precision against the reference path",
+    "bench": "rendering throughput of the default plan and its variations against the reference",
     "validate-data": "list every bad file of a dataset in one pass",
     "check-weights": "load a weights file strictly into an experiment's model",
     "synth-demo": "write the embedded demo dataset (DVR layout)",

@@ -14,17 +14,22 @@ from typing import Any
 
 def evaluation_renderer_config(renderer: Mapping[str, Any], floor: int | None) -> dict[str, Any]:
     """The ``renderer`` section with ``n_coarse`` raised to ``floor`` where it is below it
-    (``floor`` None: unchanged)."""
+    (``floor`` None: unchanged). The mapping keeps the keys it was given (the renders'
+    fingerprint is made of them)."""
+    from pixelnerf.render.config import RendererConfig
+
     out = dict(renderer)
-    if floor is not None and "n_coarse" in out and out["n_coarse"] < floor:
+    if floor is not None and RendererConfig.from_mapping(out).n_coarse < floor:
         out["n_coarse"] = floor
     return out
 
 
 def coarse_samples_note(renderer: Mapping[str, Any], floor: int | None) -> str:
     """One line for the table's notes: the coarse samples per ray the renders used."""
-    configured = renderer.get("n_coarse")
-    used = evaluation_renderer_config(renderer, floor).get("n_coarse")
+    from pixelnerf.render.config import RendererConfig
+
+    configured = RendererConfig.from_mapping(renderer).n_coarse
+    used = RendererConfig.from_mapping(evaluation_renderer_config(renderer, floor)).n_coarse
     if used != configured:
         return (f"Renderer: {used} coarse samples per ray at evaluation (renderer.n_coarse "
                 f"{configured} raised to eval.min_coarse_samples {floor}, as the published "

@@ -1,8 +1,9 @@
 """What every step that runs the network needs: the model, cameras, a split, rendering.
 
-Call chain: load_model -> pixelnerf.model.load_checkpoint; render_view_passes ->
-pixelnerf.render.image_rays, Renderer. Used by the render step, the bench, videos, real
-photos and the report figure, so all of them run the network the same way.
+Call chain: load_inference -> resolve_plan (once per job), load_model ->
+pixelnerf.model.load_checkpoint, Renderer; render_view_passes -> pixelnerf.render.image_rays,
+Renderer. Used by the render step, the bench, videos, real photos and the report figure, so
+all of them run the network the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.protocol import ViewSelection
+from pixelnerf.model.plan import DEFAULT_PLAN, InferencePlan
 
 # object_id -> dataset item (a mapping with at least ``images`` (NV, 3, H, W) in [-1, 1])
 ItemLookup = Callable[[str], Mapping[str, Any]]
@@ -69,17 +71,44 @@ class Cameras:
         )
 
 
-def load_model(model_config: Mapping[str, Any], checkpoint: Path, device: torch.device):
+def load_model(model_config: Mapping[str, Any], checkpoint: Path, device: torch.device,
+               plan: InferencePlan = DEFAULT_PLAN):
     """The network of ``model_config`` (the ``model`` section) with the checkpoint's weights,
-    in eval mode on ``device``."""
+    in eval mode on ``device``, evaluated as ``plan`` says."""
     from pixelnerf.model import PixelNeRF, load_checkpoint
 
-    # Every weight comes from the checkpoint (strict load): no ImageNet download.
-    model = PixelNeRF.from_config(dict(model_config), pretrained_encoder=False)
     if not checkpoint.is_file():
         raise PipelineError(f"checkpoint {checkpoint} does not exist")
+    # Every weight comes from the checkpoint (strict load): no ImageNet download.
+    model = PixelNeRF.from_config(model_config, pretrained_encoder=False, plan=plan)
     load_checkpoint(checkpoint, model)
     return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What a job runs the network with: the model and the renderer, built with one plan."""
+
+    model: Any
+    renderer: Any
+    plan: InferencePlan
+
+
+def load_inference(model_config: Mapping[str, Any], renderer_config: Mapping[str, Any],
+                   checkpoint: Path, device: torch.device,
+                   announce: Callable[[str], None] | None = None) -> Inference:
+    """Resolve the job's plan once (``announce``: receives its one line, default stdout),
+    then the model of ``checkpoint`` and the renderer, both built with it."""
+    from pixelnerf.render import Renderer, resolve_plan
+
+    plan = resolve_plan(renderer_config, device, model_config)
+    (announce or _print)(plan.line())
+    model = load_model(model_config, checkpoint, device, plan)
+    return Inference(model, Renderer.from_config(renderer_config, plan).eval(), plan)
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 @dataclass(frozen=True)

@@ -149,9 +149,11 @@ def read_done(renders_root: str | os.PathLike, setting: str, object_id: str) -> 
 
 def write_done(folder: Path, object_id: str, category: str, selection: ViewSelection,
                seconds: float, seed: int, device: str, fingerprint: str,
-               extra: Mapping[str, Any] | None = None) -> None:
+               extra: Mapping[str, Any] | None = None,
+               plan: Mapping[str, Any] | None = None) -> None:
     """Write an object's done.json atomically (after its PNGs); ``extra``: keys describing
-    the extra outputs (``extra_files``, ``depth_scale``), none when there are none."""
+    the extra outputs (``extra_files``, ``depth_scale``), none when there are none;
+    ``plan``: the job's inference plan (provenance: how the network was evaluated)."""
     record: dict[str, Any] = {
         "object_id": object_id,
         "category": category,
@@ -160,6 +162,7 @@ def write_done(folder: Path, object_id: str, category: str, selection: ViewSelec
         "seconds": round(seconds, 4),
         "seed": seed,
         "device": device,
+        **({} if plan is None else {"plan": dict(plan)}),
         "fingerprint": fingerprint,
         FILES_KEY: file_sizes(folder, selection.targets),
     }
@@ -179,19 +182,30 @@ def is_done(folder: Path, fingerprint: str) -> bool:
             and first_damage(folder, {FILES_KEY: record.get(EXTRA_FILES_KEY) or {}}) is None)
 
 
-def recorded_devices(renders: Path) -> list[str]:
-    """Distinct devices recorded in the done.json files under ``renders`` (unreadable
-    records are passed over: this is provenance, not a check)."""
-    found: set[str] = set()
+def recorded_values(renders: Path, key: str) -> list[Any]:
+    """Distinct values of ``key`` recorded in the done.json files under ``renders``, in
+    sorted JSON order (unreadable records are passed over: this is provenance, not a
+    check)."""
+    found: dict[str, Any] = {}
     if renders.is_dir():
         for done in renders.rglob(DONE_FILE):
             try:
-                device = json.loads(done.read_text(encoding="utf-8")).get("device")
-            except (OSError, ValueError):
+                value = json.loads(done.read_text(encoding="utf-8")).get(key)
+            except (OSError, ValueError, AttributeError):
                 continue
-            if device:
-                found.add(str(device))
-    return sorted(found)
+            if value:
+                found[json.dumps(value, sort_keys=True)] = value
+    return [found[text] for text in sorted(found)]
+
+
+def recorded_devices(renders: Path) -> list[str]:
+    """Distinct devices recorded in the done.json files under ``renders``."""
+    return [str(device) for device in recorded_values(renders, "device")]
+
+
+def recorded_plans(renders: Path) -> list[dict[str, Any]]:
+    """Distinct inference plans recorded in the done.json files under ``renders``."""
+    return recorded_values(renders, "plan")
 
 
 # --------------------------------------------------------------------------- fingerprint

@@ -127,20 +127,22 @@ def render_object(model: torch.nn.Module, renderer: Any, item: Mapping[str, Any]
 
 def write_object(folder: Path, plan: ObjectPlan, images: np.ndarray, category: str,
                  seconds: float, device: torch.device,
-                 extra: Mapping[str, Any] | None = None) -> None:
+                 extra: Mapping[str, Any] | None = None,
+                 inference: Mapping[str, Any] | None = None) -> None:
     """The PNGs atomically, then done.json last (``extra``: its keys for the extra outputs,
-    already written)."""
+    already written; ``inference``: the job's inference plan, recorded with them)."""
     from pixelnerf.io import atomic_save_png
 
     for view, image in zip(plan.selection.targets, images, strict=True):
         atomic_save_png(folder / f"{view:06d}.png", image)
     records.write_done(folder, plan.object_id, category, plan.selection, seconds, plan.seed,
-                       device_label(device), plan.fingerprint, extra)
+                       device_label(device), plan.fingerprint, extra, inference)
 
 
 def finish_object(job: RenderJob, plan: ObjectPlan, folder: Path, item: Mapping[str, Any],
                   cameras: Cameras, on_host: HostPasses, started: float,
-                  device: torch.device, finished: list[float]) -> None:
+                  device: torch.device, finished: list[float],
+                  inference: Mapping[str, Any] | None = None) -> None:
     """Wait for an object's passes, then write its files, done.json last (on the writer
     thread), and append the time it was done to ``finished``. Its ``seconds`` run from the
     start of its render to its pixels on the host."""
@@ -149,7 +151,8 @@ def finish_object(job: RenderJob, plan: ObjectPlan, folder: Path, item: Mapping[
     images = to_uint8(passes.rgb)
     extra = write_extras(folder, job.eval.outputs, plan.selection, passes, images, item,
                          cameras.z_far)
-    write_object(folder, plan, images, str(item.get("category", "")), seconds, device, extra)
+    write_object(folder, plan, images, str(item.get("category", "")), seconds, device, extra,
+                 inference)
     finished.append(time.perf_counter())
 
 
@@ -181,6 +184,7 @@ def render_shard(
     from tqdm import tqdm
 
     import pixelnerf.render as R
+    from pixelnerf.render.plan import resolve_plan
 
     protocol = Protocol.from_config(job.eval)
     protocol.rule(setting)  # an unknown setting fails before any work
@@ -211,8 +215,10 @@ def render_shard(
           "to render", flush=True)
     finished: list[float] = []
     if todo:
-        model = load_model(job.model, job.checkpoint, device)
-        renderer = R.Renderer.from_config(dict(job.renderer)).eval()
+        inference = resolve_plan(job.renderer, device, job.model)  # once for the job
+        print(inference.line(), flush=True)
+        model = load_model(job.model, job.checkpoint, device, inference)
+        renderer = R.Renderer.from_config(job.renderer, inference).eval()
         extras = job.eval.outputs.depth or job.eval.outputs.coarse
         objects = prefetched(todo, lambda plan: dataset[index_of[plan.object_id]])
         bar = tqdm(objects, total=len(todo), desc=f"render {setting} shard {shard}/{shards}",
@@ -224,9 +230,9 @@ def render_shard(
                 passes = render_object(model, renderer, item, cameras, plan,
                                        job.eval.ray_batch, device, extras)
                 folder = records.object_dir(job.out_root, setting, plan.object_id)
-                writer.submit(functools.partial(finish_object, job, plan, folder, item, cameras,
-                                                HostPasses.start(passes), started, device,
-                                                finished))
+                writer.submit(functools.partial(finish_object, job, plan, folder, item,
+                                                cameras, HostPasses.start(passes), started,
+                                                device, finished, inference.record()))
         bar.close()
     print(f"render: {setting} shard {shard} of {shards}: {len(todo)} objects rendered, "
           f"{len(mine) - len(todo)} already done{steady_rate(finished)}")

@@ -12,6 +12,7 @@ import torchvision
 from torch import nn
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.model.config import EncoderConfig
 
 # Channels of the stacked latent for num_layers = 1..5 (conv1, layer1, layer2, layer3, layer4).
 LATENT_SIZES = (0, 64, 128, 256, 512, 1024)
@@ -102,17 +103,17 @@ class SpatialEncoder(nn.Module):
         self.use_first_pool = use_first_pool
 
     @classmethod
-    def from_config(cls, cfg: dict) -> SpatialEncoder:
+    def from_config(cls, cfg: EncoderConfig) -> SpatialEncoder:
         """Build from the published ``model.encoder`` section."""
         return cls(
-            backbone=str(cfg.get("backbone", "resnet34")),
-            pretrained=bool(cfg.get("pretrained", True)),
-            num_layers=int(cfg.get("num_layers", 4)),
-            index_interp=str(cfg.get("index_interp", "bilinear")),
-            index_padding=str(cfg.get("index_padding", "border")),
-            upsample_interp=str(cfg.get("upsample_interp", "bilinear")),
-            feature_scale=float(cfg.get("feature_scale", 1.0)),
-            use_first_pool=bool(cfg.get("use_first_pool", True)),
+            backbone=cfg.backbone,
+            pretrained=cfg.pretrained,
+            num_layers=cfg.num_layers,
+            index_interp=cfg.index_interp,
+            index_padding=cfg.index_padding,
+            upsample_interp=cfg.upsample_interp,
+            feature_scale=float(cfg.feature_scale),
+            use_first_pool=cfg.use_first_pool,
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

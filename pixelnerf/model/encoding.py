@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from pixelnerf.model.config import CodeConfig
+
 
 class PositionalEncoding(nn.Module):
     """``x -> [x, sin(f_0 x), cos(f_0 x), sin(f_1 x), ...]`` with ``f_k = freq_factor * 2^k``.
@@ -35,14 +37,10 @@ class PositionalEncoding(nn.Module):
         self.register_buffer("_phases", phases.view(1, -1, 1))
 
     @classmethod
-    def from_config(cls, cfg: dict, d_in: int) -> PositionalEncoding:
+    def from_config(cls, cfg: CodeConfig, d_in: int) -> PositionalEncoding:
         """Build from the published ``model.code`` section."""
-        return cls(
-            num_freqs=int(cfg.get("num_freqs", 6)),
-            d_in=d_in,
-            freq_factor=float(cfg.get("freq_factor", math.pi)),
-            include_input=bool(cfg.get("include_input", True)),
-        )
+        return cls(num_freqs=cfg.num_freqs, d_in=d_in, freq_factor=float(cfg.freq_factor),
+                   include_input=cfg.include_input)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, d_in) -> (N, d_out)."""

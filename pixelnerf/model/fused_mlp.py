@@ -14,15 +14,13 @@ latent terms are added).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
+from torch import nn
 
-if TYPE_CHECKING:
-    from pixelnerf.model.mlp import ResnetFC
+from pixelnerf.model.views import reduce_views
 
 
-def compute_dtype(mlp: ResnetFC, device: torch.device) -> torch.dtype:
+def compute_dtype(mlp: nn.Module, device: torch.device) -> torch.dtype:
     """The dtype the matmuls run in: autocast's where it is on for ``device``, else the weights'."""
     if torch.is_autocast_enabled(device.type):
         return torch.get_autocast_dtype(device.type)
@@ -68,18 +66,16 @@ def _add_pending(h: torch.Tensor, term: torch.Tensor | None, pending: torch.Tens
 
 
 def fused_forward(
-    mlp: ResnetFC,
+    mlp: nn.Module,
     latent: torch.Tensor | None,
     x: torch.Tensor,
     latent_terms: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``ResnetFC.forward`` for inference: same arguments and shapes.
+    """``ResnetFC.forward`` for inference: same arguments and shapes (``mlp`` a ResnetFC).
 
     latent: (SB, NS, B, d_latent) or None; x: (SB, NS, B, d_in); latent_terms:
     (SB, NS, B, n_lin_z * d_hidden) or None -> (SB, B, d_out).
     """
-    from pixelnerf.model.mlp import reduce_views
-
     plan = _Plan(compute_dtype(mlp, x.device))
     width = mlp.lin_in.out_features
     lead = x.shape[:-1]  # (SB, NS, B)

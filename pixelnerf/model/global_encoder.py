@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pixelnerf.model.config import GlobalEncoderConfig
 from pixelnerf.model.encoder import build_resnet
 
 # Width of the pooled features of the ResNets the published encoder supports (18 and 34).
@@ -32,13 +33,10 @@ class GlobalEncoder(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, cfg: dict) -> GlobalEncoder:
+    def from_config(cls, cfg: GlobalEncoderConfig) -> GlobalEncoder:
         """Build from the published ``model.global_encoder`` section."""
-        return cls(
-            backbone=str(cfg.get("backbone", "resnet34")),
-            pretrained=bool(cfg.get("pretrained", True)),
-            latent_size=int(cfg.get("latent_size", 128)),
-        )
+        return cls(backbone=cfg.backbone, pretrained=cfg.pretrained,
+                   latent_size=cfg.latent_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) in [-1, 1] -> latent (N, latent_size)."""

@@ -10,13 +10,15 @@ initialisation, as published.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from pixelnerf.errors import PipelineError
-from pixelnerf.model.mlp import reduce_views
+from pixelnerf.model.config import MLPConfig
+from pixelnerf.model.views import reduce_views
 
 # Published constructor defaults that no config key reaches.
 RADIUS_INIT = 0.3
@@ -99,14 +101,16 @@ class ImplicitMLP(nn.Module):
         self.activation: nn.Module = nn.Softplus(beta=beta) if beta > 0 else nn.ReLU()
 
     @classmethod
-    def from_config(cls, cfg: dict, d_in: int, d_latent: int, d_out: int = 4) -> ImplicitMLP:
+    def from_config(cls, cfg: MLPConfig | Mapping[str, Any], d_in: int, d_latent: int,
+                    d_out: int = 4) -> ImplicitMLP:
         """Build from a published ``model.mlp_*`` section of type ``mlp``.
 
         d_in: the point code's width; d_latent: the latent's (the MLP reads both).
         """
-        dims = [int(width) for width in cfg.get("dims", [])]
-        skip_in = [int(index) for index in cfg.get("skip_in", [])]
-        combine_layer = int(cfg.get("combine_layer", 1000))
+        cfg = MLPConfig.from_mapping(cfg)
+        dims = list(cfg.dims)
+        skip_in = list(cfg.skip_in)
+        combine_layer = cfg.combine_layer
         combines = combine_layer <= len(dims)
         for index in skip_in:
             # The published forward concatenates only before combine_layer; a skip at or after
@@ -121,10 +125,10 @@ class ImplicitMLP(nn.Module):
             dims=dims,
             skip_in=skip_in,
             d_out=d_out,
-            beta=float(cfg.get("beta", 0.0)),
-            dim_excludes_skip=bool(cfg.get("dim_excludes_skip", False)),
+            beta=float(cfg.beta),
+            dim_excludes_skip=cfg.dim_excludes_skip,
             combine_layer=combine_layer,
-            combine_type=str(cfg.get("combine_type", "average")),
+            combine_type=cfg.combine_type,
         )
 
     @property

@@ -1,17 +1,28 @@
 """ResnetFC: the published fully connected ResNet that maps (latent, point code) to (rgb, sigma).
 
 Per-view rows are reduced over the source views at ``combine_layer``; before that, each
-block adds a projection of the pixel-aligned latent (``lin_z``).
+block adds a projection of the pixel-aligned latent (``lin_z``). At inference (no
+gradients) a ``backend`` given at construction may evaluate the same function faster
+(``pixelnerf.model.backends``); with gradients, or without a backend, the published graph
+runs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pixelnerf.errors import PipelineError
-from pixelnerf.model.fused_mlp import fused_forward
+from pixelnerf.model.config import MLPConfig
+from pixelnerf.model.views import reduce_views
+
+# (mlp, latent, x, latent_terms) -> output: ResnetFC.forward's arguments and result
+MLPBackend = Callable[
+    [nn.Module, torch.Tensor | None, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 def _kaiming_linear(d_in: int, d_out: int) -> nn.Linear:
@@ -36,19 +47,6 @@ class ResnetBlockFC(nn.Module):
         return x + self.fc_1(torch.relu(self.fc_0(torch.relu(x))))
 
 
-def reduce_views(h: torch.Tensor, combine_type: str) -> torch.Tensor:
-    """h: (SB, NS, B, D) -> (SB, 1, B, D), mean or max over the source views."""
-    if combine_type not in ("average", "max"):
-        raise PipelineError(
-            f"model.mlp_*.combine_type must be 'average' or 'max', not {combine_type!r}"
-        )
-    if h.shape[1] == 1:
-        return h  # one view: its mean and its max are itself, bit for bit
-    if combine_type == "average":
-        return h.mean(dim=1, keepdim=True)
-    return h.max(dim=1, keepdim=True).values
-
-
 class ResnetFC(nn.Module):
     """The published ResnetFC (ReLU activations).
 
@@ -65,6 +63,7 @@ class ResnetFC(nn.Module):
         d_hidden: int = 128,
         combine_layer: int = 1000,
         combine_type: str = "average",
+        backend: MLPBackend | None = None,
     ) -> None:
         super().__init__()
         if d_in <= 0:
@@ -79,26 +78,28 @@ class ResnetFC(nn.Module):
         self.blocks = nn.ModuleList(ResnetBlockFC(d_hidden) for _ in range(n_blocks))
         n_lin_z = min(combine_layer, n_blocks) if d_latent > 0 else 0
         self.lin_z = nn.ModuleList(_kaiming_linear(d_latent, d_hidden) for _ in range(n_lin_z))
-        # Inference kernel ("torch", "triton" or "published" = the published graph), chosen by the
-        # renderer; with gradients on, the published graph below always runs.
-        self.kernel = "torch"
+        self.backend = backend
 
     @classmethod
-    def from_config(cls, cfg: dict, d_in: int, d_latent: int, d_out: int = 4) -> ResnetFC:
+    def from_config(cls, cfg: MLPConfig | Mapping[str, Any], d_in: int, d_latent: int,
+                    d_out: int = 4, backend: MLPBackend | None = None) -> ResnetFC:
         """Build from a published ``model.mlp_coarse`` / ``mlp_fine`` section (type ``resnet``).
 
-        d_in: the point code's width; d_latent: the latent's (global part first, if any).
+        d_in: the point code's width; d_latent: the latent's (global part first, if any);
+        backend: the inference evaluation (None: the published graph).
         """
-        if float(cfg.get("beta", 0.0)) > 0 or bool(cfg.get("use_spade", False)):
+        cfg = MLPConfig.from_mapping(cfg)
+        if cfg.beta > 0 or cfg.use_spade:
             raise PipelineError("model.mlp_*.beta > 0 and use_spade are not supported")
         return cls(
             d_in=d_in,
             d_latent=d_latent,
             d_out=d_out,
-            n_blocks=int(cfg.get("n_blocks", 5)),
-            d_hidden=int(cfg.get("d_hidden", 128)),
-            combine_layer=int(cfg.get("combine_layer", 1000)),
-            combine_type=str(cfg.get("combine_type", "average")),
+            n_blocks=cfg.n_blocks,
+            d_hidden=cfg.d_hidden,
+            combine_layer=cfg.combine_layer,
+            combine_type=cfg.combine_type,
+            backend=backend,
         )
 
     @property
@@ -141,12 +142,8 @@ class ResnetFC(nn.Module):
         ``latent_terms`` (SB, NS, B, n_lin_z * d_hidden), sampled from :meth:`latent_terms`,
         replaces ``latent`` with the same result.
         """
-        if not torch.is_grad_enabled() and self.kernel != "published":
-            if self.kernel == "triton":
-                from pixelnerf.model.triton_mlp import triton_forward
-
-                return triton_forward(self, latent, x, latent_terms)
-            return fused_forward(self, latent, x, latent_terms)
+        if self.backend is not None and not torch.is_grad_enabled():
+            return self.backend(self, latent, x, latent_terms)
         if latent_terms is not None:
             terms = latent_terms.split(self.lin_in.out_features, dim=-1)
         else:

@@ -6,15 +6,21 @@ forward -> project -> index latent -> point code -> MLP (ResnetFC or the plain M
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.model.backends import mlp_backend
+from pixelnerf.model.config import ModelConfig
 from pixelnerf.model.encoder import SpatialEncoder, bilinear_rows, channels_last_table
 from pixelnerf.model.encoding import PositionalEncoding
 from pixelnerf.model.global_encoder import GlobalEncoder
+from pixelnerf.model.plan import DEFAULT_PLAN, InferencePlan
 from pixelnerf.model.radiance_mlp import RadianceMLP, make_mlp
 
 RGB_SIGMA = 4  # network outputs per point: r, g, b, sigma
@@ -84,54 +90,59 @@ class PixelNeRF(nn.Module):
     ``mlp_coarse.*``, ``mlp_fine.*``.
     """
 
-    def __init__(self, cfg: dict, pretrained_encoder: bool | None = None) -> None:
+    def __init__(self, cfg: ModelConfig | Mapping[str, Any],
+                 pretrained_encoder: bool | None = None,
+                 plan: InferencePlan = DEFAULT_PLAN) -> None:
         super().__init__()
-        if not cfg.get("use_encoder", True):
-            raise PipelineError("model.use_encoder = false is not supported")
-        self.use_xyz = bool(cfg.get("use_xyz", False))
-        self.normalize_z = bool(cfg.get("normalize_z", True))
-        self.use_code = bool(cfg.get("use_code", False))
-        self.use_viewdirs = bool(cfg.get("use_viewdirs", False))
-        self.use_code_viewdirs = bool(cfg.get("use_code_viewdirs", True))
-        self.stop_encoder_grad = bool(cfg.get("stop_encoder_grad", False))
+        cfg = ModelConfig.from_mapping(cfg)
+        self.use_xyz = cfg.use_xyz
+        self.normalize_z = cfg.normalize_z
+        self.use_code = cfg.use_code
+        self.use_viewdirs = cfg.use_viewdirs
+        self.use_code_viewdirs = cfg.use_code_viewdirs
+        self.stop_encoder_grad = cfg.stop_encoder_grad
+        self.plan = plan
 
-        encoder_cfg = dict(cfg.get("encoder", {}))
+        encoder_cfg, global_cfg = cfg.encoder, cfg.global_encoder
         if pretrained_encoder is not None:
-            encoder_cfg["pretrained"] = pretrained_encoder
+            encoder_cfg = dataclasses.replace(encoder_cfg, pretrained=pretrained_encoder)
+            global_cfg = dataclasses.replace(global_cfg, pretrained=pretrained_encoder)
         self.encoder = SpatialEncoder.from_config(encoder_cfg)
         d_in = 3 if self.use_xyz else 1
         if self.use_viewdirs and self.use_code_viewdirs:
             d_in += 3
         if self.use_code:
-            self.code = PositionalEncoding.from_config(dict(cfg.get("code", {})), d_in=d_in)
+            self.code = PositionalEncoding.from_config(cfg.code, d_in=d_in)
             d_in = self.code.d_out
         if self.use_viewdirs and not self.use_code_viewdirs:
             d_in += 3
         d_latent = self.encoder.latent_size
         self.global_encoder: GlobalEncoder | None = None
-        if cfg.get("use_global_encoder", False):
-            global_cfg = dict(cfg.get("global_encoder", {}))
-            if pretrained_encoder is not None:
-                global_cfg["pretrained"] = pretrained_encoder
+        if cfg.use_global_encoder:
             self.global_encoder = GlobalEncoder.from_config(global_cfg)
             d_latent += self.global_encoder.latent_size
-        self.mlp_coarse = make_mlp(dict(cfg["mlp_coarse"]), d_in, d_latent, RGB_SIGMA)
-        fine_cfg = dict(cfg.get("mlp_fine", {"type": "empty"}))
-        self.mlp_fine = (
-            None
-            if fine_cfg.get("type") == "empty"
-            else make_mlp(fine_cfg, d_in, d_latent, RGB_SIGMA)
-        )
+        backend = mlp_backend(plan.kernel)
+        self.mlp_coarse = make_mlp(cfg.mlp_coarse, d_in, d_latent, RGB_SIGMA, backend)
+        self.mlp_fine = (None if cfg.mlp_fine is None
+                         else make_mlp(cfg.mlp_fine, d_in, d_latent, RGB_SIGMA, backend))
+        if plan.compile_options is not None:
+            # In place, so that the state dict keeps its keys; traced at the first call.
+            for mlp in (self.mlp_coarse, self.mlp_fine):
+                if mlp is not None:
+                    mlp.compile(**plan.compile_options)
         self.sources: SourceViews | None = None
 
     @classmethod
-    def from_config(cls, cfg: dict, pretrained_encoder: bool | None = None) -> PixelNeRF:
-        """cfg: the ``model`` mapping, keys exactly as in the published ``.conf`` files.
+    def from_config(cls, cfg: Mapping[str, Any] | ModelConfig,
+                    pretrained_encoder: bool | None = None,
+                    plan: InferencePlan = DEFAULT_PLAN) -> PixelNeRF:
+        """cfg: the ``model`` section (a mapping with the published ``.conf`` keys, or typed).
 
         ``pretrained_encoder=False`` skips the ImageNet weights whatever the config says
-        (for a model about to load a checkpoint, which overwrites them anyway).
+        (for a model about to load a checkpoint, which overwrites them anyway). ``plan``:
+        how the MLPs are evaluated at inference (kernel and compilation).
         """
-        return cls(dict(cfg), pretrained_encoder)
+        return cls(ModelConfig.from_mapping(cfg), pretrained_encoder, plan)
 
     def encode(
         self,
@@ -219,8 +230,9 @@ class PixelNeRF(nn.Module):
         """Precompute, for the encoded views, the ``lin_z`` layers on the whole latent map.
 
         Queries then sample that map instead of multiplying each point's latent: the same
-        result (to float rounding) for about a quarter fewer FLOPs a point. Differentiable:
-        training folds once per step (``train.fold_latent``).
+        result (to float rounding) for about a quarter fewer FLOPs a point. Made once per
+        encoding (later calls find it made). Differentiable: training folds once per step
+        (``train.fold_latent``); inference where the plan says so (the renderer).
         """
         src = self.sources
         if src is None:
@@ -229,26 +241,6 @@ class PixelNeRF(nn.Module):
             name, mlp = self.mlp(coarse)
             if name not in src.latent_terms and mlp.folded_width > 0:
                 src.latent_terms[name] = mlp.latent_terms(src.latent, src.global_latent)
-
-    def compile_networks(self, enabled: bool = True, **options) -> None:
-        """``torch.compile`` both MLPs in place with ``options`` (of ``torch.compile``; again
-        only when they change), so that their pointwise operations fuse into fewer kernels;
-        the first calls pay the compilation. ``enabled=False`` returns them to eager mode."""
-        for mlp in {id(m): m for m in (self.mlp_coarse, self.mlp_fine) if m is not None}.values():
-            if not enabled:
-                mlp._compiled_call_impl = None
-                mlp.__dict__.pop("compile_options", None)
-            elif (getattr(mlp, "_compiled_call_impl", None) is None
-                  or mlp.__dict__.get("compile_options") != options):
-                mlp.compile(**options)
-                mlp.compile_options = dict(options)
-
-    def use_mlp_kernel(self, kernel: str) -> None:
-        """Evaluate both MLPs at inference with ``kernel`` (``torch``, ``triton`` or ``published``;
-        see ``render.mlp_kernel``)."""
-        for mlp in (self.mlp_coarse, self.mlp_fine):
-            if mlp is not None:
-                mlp.kernel = kernel
 
     def sample_features(
         self, map_name: str, feature_map: torch.Tensor, uv: torch.Tensor

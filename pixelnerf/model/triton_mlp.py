@@ -14,30 +14,16 @@ each other: at 512 wide a layer's weights alone fill a multiprocessor's shared m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.model.fused_mlp import compute_dtype
 from pixelnerf.model.triton_kernels import TRITON_DTYPES, fused_linear
-
-if TYPE_CHECKING:
-    from pixelnerf.model.mlp import ResnetFC
+from pixelnerf.model.views import reduce_views
 
 TILE = 16  # the smallest tile side tl.dot takes: the width must be a multiple of it
-
-
-def unsupported_shape(mlp: torch.nn.Module) -> str | None:
-    """Why the kernel cannot evaluate ``mlp`` (one phrase), or None."""
-    from pixelnerf.model.mlp import ResnetFC
-
-    if not isinstance(mlp, ResnetFC):
-        return f"evaluates model.mlp_*.type resnet only, not {type(mlp).__name__}"
-    width = mlp.lin_in.out_features
-    if width % TILE:
-        return f"needs model.mlp_*.d_hidden a multiple of {TILE}, not {width}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -49,7 +35,7 @@ class PreparedWeights:
     b: dict[str, torch.Tensor]
 
 
-def _layers(mlp: ResnetFC) -> dict[str, torch.nn.Linear]:
+def _layers(mlp: nn.Module) -> dict[str, torch.nn.Linear]:
     layers = {"lin_in": mlp.lin_in, "lin_out": mlp.lin_out}
     for i, block in enumerate(mlp.blocks):
         layers[f"fc_0.{i}"], layers[f"fc_1.{i}"] = block.fc_0, block.fc_1
@@ -58,7 +44,7 @@ def _layers(mlp: ResnetFC) -> dict[str, torch.nn.Linear]:
     return layers
 
 
-def prepared_weights(mlp: ResnetFC, dtype: torch.dtype) -> PreparedWeights:
+def prepared_weights(mlp: nn.Module, dtype: torch.dtype) -> PreparedWeights:
     """Made once per dtype and kept on the module until a parameter changes (its version)."""
     key = (dtype, *((p.data_ptr(), p._version) for p in mlp.parameters()))
     cache = mlp.__dict__.setdefault("_triton_weights", {})
@@ -75,32 +61,30 @@ def prepared_weights(mlp: ResnetFC, dtype: torch.dtype) -> PreparedWeights:
 
 
 def triton_forward(
-    mlp: ResnetFC,
+    mlp: nn.Module,
     latent: torch.Tensor | None,
     x: torch.Tensor,
     latent_terms: torch.Tensor | None = None,
     persistent: bool = False,
 ) -> torch.Tensor:
-    """``ResnetFC.forward`` for inference: same arguments and shapes.
+    """``ResnetFC.forward`` for inference: same arguments and shapes (``mlp`` a ResnetFC).
 
     latent: (SB, NS, B, d_latent) or None; x: (SB, NS, B, d_in); latent_terms:
     (SB, NS, B, n_lin_z * d_hidden) or None -> (SB, B, d_out) fp32. The compute dtype is
     autocast's where it is on, else fp32; fp32 uses TF32 where CUDA's matmul switch allows it.
-    ``persistent``: every layer through the persistent GEMM (``fused_linear``); the
-    default stays one program a tile until a GPU has measured which is faster.
+    ``persistent``: every layer through the persistent GEMM (``fused_linear``): the plan's
+    kernel ``triton-persistent``; ``triton`` is one program a tile.
     """
-    from pixelnerf.model.mlp import reduce_views
-
-    reason = unsupported_shape(mlp)
-    if reason is not None:
-        raise PipelineError(f"renderer.mlp_kernel: triton {reason}")
+    width = mlp.lin_in.out_features
+    if width % TILE:
+        raise PipelineError(f"renderer.mlp_kernel: triton needs model.mlp_*.d_hidden a "
+                            f"multiple of {TILE}, not {width}")
     dtype = compute_dtype(mlp, x.device)
     if dtype not in TRITON_DTYPES:
         raise PipelineError(f"renderer.mlp_kernel: triton computes fp32, fp16 or bf16, not {dtype}")
     tf32 = dtype == torch.float32 and x.is_cuda and torch.backends.cuda.matmul.allow_tf32
     precision = "tf32" if tf32 else "ieee"
     weights = prepared_weights(mlp, dtype)
-    width = mlp.lin_in.out_features
     lead = x.shape[:-1]
     n_z = len(mlp.lin_z)
     terms = None

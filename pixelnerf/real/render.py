@@ -23,7 +23,7 @@ import torch
 from pixelnerf.config import section
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
-from pixelnerf.eval.inference import load_model, to_uint8
+from pixelnerf.eval.inference import load_inference, to_uint8
 from pixelnerf.eval.protocol import stable_seed
 from pixelnerf.io import atomic_save_png, atomic_write_text
 from pixelnerf.real.normalize import normalize_photo
@@ -118,8 +118,6 @@ def process_photos(
     poses: ``(N, 4, 4)`` cameras of the photos (``--views``); None = one photo at the
     published camera (turntable azimuth 0, elevation 0).
     """
-    import pixelnerf.render as R
-
     settings = settings or RealSettings.of_experiment(experiment)
     photos = list(photos)
     masks = list(masks) if masks is not None else [None] * len(photos)
@@ -131,12 +129,12 @@ def process_photos(
         poses = turntable_pose(0.0, 0.0, settings.radius)[None]
     start = time.perf_counter()
     inputs = normalized_inputs(photos, masks, settings, segment)
-    model = load_model(section(experiment, "model"), checkpoint, device)
-    renderer = R.Renderer.from_config(section(experiment, "renderer")).eval()
+    network = load_inference(section(experiment, "model"), section(experiment, "renderer"),
+                             checkpoint, device)
     eval_config = EvalConfig.of_experiment(experiment)
     generator = torch.Generator(device=device)
     generator.manual_seed(stable_seed(eval_config.seed, SEED_TAG, folder.name))
-    frames = render_turntable(model, renderer, inputs, poses, settings,
+    frames = render_turntable(network.model, network.renderer, inputs, poses, settings,
                               eval_config.ray_batch, generator, device)
     input_names = ["input.png"] if len(inputs) == 1 else [
         f"input-{k}.png" for k in range(len(inputs))]
@@ -157,6 +155,7 @@ def process_photos(
         "poses": poses.tolist(),
         "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
         "seconds": round(time.perf_counter() - start, 3),
+        "plan": network.plan.record(),
     }
     atomic_write_text(folder / DONE_FILE, json.dumps(record, indent=1) + "\n")
     return RealResult(folder=folder, frames=frames, inputs=inputs, stills=stills)

@@ -1,35 +1,46 @@
-"""How the renderer compiles the MLPs (``renderer.compile``): the ``torch.compile`` options of
-each value, network calls padded to one fixed number of points, and a count of compiled graphs.
+"""How the renderer runs compiled MLPs (``renderer.compile``): whether ``torch.compile`` works
+on a device at all, network calls padded to one fixed number of points, and a count of
+compiled graphs.
 
-``compile: true`` compiles once for any point count (dynamic shapes). ``compile: max-autotune``
-compiles for one shape only, with Inductor's autotuned matmul templates, which take the bias,
-ReLU and residual additions into the matmul's epilogue; the renderer pads every call to the
-same number of points (:func:`padded_points`), so that each MLP compiles once (a coarse
-and a fine MLP of one architecture share the graph of that shape).
+``compile: true`` (plan ``dynamic``) compiles once for any point count. ``compile:
+max-autotune`` compiles for one shape only, with Inductor's autotuned matmul templates, which
+take the bias, ReLU and residual additions into the matmul's epilogue; the renderer pads
+every call to the same number of points (:func:`padded_points`), so that each MLP compiles
+once (a coarse and a fine MLP of one architecture share the graph of that shape).
 """
 
 from __future__ import annotations
 
 import torch
 
-MAX_AUTOTUNE = "max-autotune"
-# renderer.compile -> torch.compile options of the MLPs. CUDA graphs are left out: a graph
-# reuses its output buffers at every replay, and the renderer keeps each chunk's output until
-# the whole pass is concatenated.
-COMPILE_OPTIONS: dict[bool | str, dict] = {
-    True: {"dynamic": True},
-    MAX_AUTOTUNE: {"mode": "max-autotune-no-cudagraphs", "dynamic": False},
-}
+from pixelnerf.model.plan import DYNAMIC, EAGER, MAX_AUTOTUNE
 
 
-def compile_options(value: bool | str) -> dict | None:
-    """The ``torch.compile`` options of a ``renderer.compile`` value; None: not compiled."""
-    return COMPILE_OPTIONS[value] if value else None
+def compile_mode(value: bool | str) -> str:
+    """The plan's compile mode of a ``renderer.compile`` value."""
+    if value == MAX_AUTOTUNE:
+        return MAX_AUTOTUNE
+    return DYNAMIC if value is True else EAGER
 
 
-def pads_calls(value: bool | str) -> bool:
-    """Whether a ``renderer.compile`` value pads every network call to the chunk size."""
-    return value == MAX_AUTOTUNE
+def _probe(x: torch.Tensor) -> torch.Tensor:
+    return torch.relu(x) * 2.0 + 1.0
+
+
+def compile_problem(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` (one phrase), or None: a tiny function
+    compiled and run there. Compilation needs a working compiler toolchain (a C++ compiler
+    on CPUs, Triton on CUDA), which a node may lack."""
+    try:
+        out = torch.compile(_probe, dynamic=False)(torch.ones(8, device=device))
+        if not bool((out == 3.0).all()):
+            return "a compiled probe computed a wrong result"
+    except Exception as exc:  # noqa: BLE001 - any failure of the toolchain
+        # Dynamo wraps the backend's error; its own message says only which backend failed.
+        cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc
+        text = str(cause).strip().splitlines()
+        return f"{type(cause).__name__}: {text[0] if text else ''}"
+    return None
 
 
 def padded_points(points: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,38 +1,55 @@
-"""Which kernel evaluates the MLPs at inference: ``renderer.mlp_kernel``.
+"""Which kernel evaluates the MLPs at inference: ``renderer.mlp_kernel``, resolved for a plan.
 
 resolve_mlp_kernel -> triton_unavailable (device, import, shape) -> self_check.
 
 ``published`` is the published graph, ``torch`` the fused eager path (``model.fused_mlp``),
-``triton`` the fused Triton GEMMs (``model.triton_mlp``). ``auto`` takes Triton on CUDA
-where it compiles and matches the torch path on a small batch, else the torch path with
-one line saying why; ``triton`` asked for explicitly never falls back: it stops with one
-error line instead.
+``triton`` / ``triton-persistent`` the fused Triton GEMMs (``model.triton_mlp``). ``auto`` is
+the torch path on every device: the only GPU measurements of rendering (docs/performance.md,
+an H200 at the sn64 size) are of the torch paths; the Triton kernels become ``auto``'s choice
+on CUDA only once a GPU measures them faster there. A Triton kernel asked for by name is
+checked once against the torch path on the device (random weights of the configured MLP
+shape) and stops the job with one error line where it cannot run or differs.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import torch
 
 from pixelnerf.device import triton_interpreting
 from pixelnerf.errors import PipelineError
+from pixelnerf.model.config import MLPConfig
+from pixelnerf.model.mlp import ResnetFC
 
-MLP_KERNELS = ("torch", "triton", "auto", "published")
+TRITON_KERNELS = ("triton", "triton-persistent")
 SELF_CHECK_POINTS = 64
+# The self-check MLP's inputs: the published sn64 point code (42) and a small latent (the
+# kernels' K loop masks any width; the hidden width is the configured one).
+SELF_CHECK_D_IN, SELF_CHECK_D_LATENT = 42, 64
+TILE = 16  # the smallest tile side tl.dot takes: the hidden width must be a multiple of it
 # Relative L2 error of the Triton output against the torch path on random inputs; a
 # wrong kernel gives about 1. TF32 and bf16 round their operands to 10 and 7 mantissa bits.
 SELF_CHECK_TOLERANCE = {"ieee": 1e-4, "tf32": 1e-2, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+# The published sn64 MLP, checked where no model section is given.
+PUBLISHED_MLP = MLPConfig(type="resnet", n_blocks=5, d_hidden=512, combine_layer=3)
 
 
-def check_mlp_kernel(value: str) -> str:
-    """``value`` itself if it is a known kernel, else one error line naming the key."""
-    if value not in MLP_KERNELS:
-        choices = ", ".join(MLP_KERNELS)
-        raise PipelineError(f"renderer.mlp_kernel must be one of {choices}, not {value!r}")
-    return value
+def random_resnet_fc(d_in: int, d_latent: int, width: int, n_blocks: int, combine_layer: int,
+                     seed: int, combine_type: str = "average") -> ResnetFC:
+    """A ResnetFC in eval mode with every weight random (``fc_1`` starts at zero when built,
+    which would hide the blocks from any comparison): biases N(0, 0.05), ``fc_1``
+    N(0, 0.5 / sqrt(width)), the rest as initialised under ``seed``."""
+    torch.manual_seed(seed)
+    mlp = ResnetFC(d_in, d_latent, 4, n_blocks, width, combine_layer, combine_type).eval()
+    with torch.no_grad():
+        for name, parameter in mlp.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_(0.0, 0.05)
+            elif "fc_1" in name:
+                parameter.normal_(0.0, 0.5 / width**0.5)
+    return mlp
 
 
 def triton_import_error() -> str | None:
@@ -44,40 +61,43 @@ def triton_import_error() -> str | None:
     return None
 
 
-def triton_unavailable(device: torch.device, mlps: list) -> str | None:
-    """Why the Triton kernel cannot run on ``device`` for these ResnetFCs, or None."""
+def triton_unavailable(device: torch.device, mlps: Sequence[MLPConfig]) -> str | None:
+    """Why the Triton kernels cannot run on ``device`` for these MLPs, or None."""
     if device.type != "cuda" and not (device.type == "cpu" and triton_interpreting()):
         return f"needs a CUDA device (or TRITON_INTERPRET=1 on the CPU), not {device.type}"
     error = triton_import_error()
     if error is not None:
         return f"cannot import Triton ({error})"
-    from pixelnerf.model.triton_mlp import unsupported_shape
-
     for mlp in mlps:
-        reason = unsupported_shape(mlp)
-        if reason is not None:
-            return reason
+        if mlp.type != "resnet":
+            return f"evaluates model.mlp_*.type resnet only, not {mlp.type}"
+        if mlp.d_hidden % TILE:
+            return f"needs model.mlp_*.d_hidden a multiple of {TILE}, not {mlp.d_hidden}"
     return None
 
 
 @torch.no_grad()
-def self_check(mlps: list, device: torch.device) -> str | None:
-    """Run the Triton path and the torch path on the same random batch, folded and
+def self_check(kernel: str, mlps: Sequence[MLPConfig], device: torch.device) -> str | None:
+    """Run ``kernel`` and the torch path on the same random MLP and batch, folded and
     unfolded, under the caller's precision settings; why they differ (or failed), or None."""
+    from pixelnerf.model.backends import mlp_backend
     from pixelnerf.model.fused_mlp import compute_dtype, fused_forward
-    from pixelnerf.model.triton_mlp import triton_forward
 
+    backend = mlp_backend(kernel)
     generator = torch.Generator(device="cpu").manual_seed(0)
-    for mlp in mlps:
+    for index, config in enumerate(mlps):
+        mlp = random_resnet_fc(SELF_CHECK_D_IN, SELF_CHECK_D_LATENT, config.d_hidden,
+                               config.n_blocks, config.combine_layer, seed=index,
+                               combine_type=config.combine_type).to(device)
         shape = (1, 1, SELF_CHECK_POINTS)
 
         def randn(*size: int) -> torch.Tensor:
             return torch.randn(*size, generator=generator).to(device)
 
         x = randn(*shape, mlp.d_in)
-        latent = randn(*shape, mlp.d_latent) if mlp.d_latent > 0 else None
+        latent = randn(*shape, mlp.d_latent)
         terms = None
-        if latent is not None and len(mlp.lin_z):
+        if len(mlp.lin_z):
             # fp32 like the renderer's folded map, which is made outside the precision context
             with torch.autocast(device.type, enabled=False):
                 terms = torch.cat([layer(latent) for layer in mlp.lin_z], dim=-1)
@@ -88,7 +108,7 @@ def self_check(mlps: list, device: torch.device) -> str | None:
         cases = [(latent, x, None)] + ([(None, x, terms)] if terms is not None else [])
         for inputs in cases:
             try:
-                got = triton_forward(mlp, *inputs).float()
+                got = backend(mlp, *inputs).float()
             except Exception as exc:  # noqa: BLE001 - any compile, launch or shape failure
                 text = str(exc).strip().splitlines()
                 return f"failed to compile or run ({type(exc).__name__}: {text[0] if text else ''})"
@@ -100,31 +120,16 @@ def self_check(mlps: list, device: torch.device) -> str | None:
     return None
 
 
-def resolve_mlp_kernel(
-    setting: str,
-    mlps: list,
-    device: torch.device,
-    log: Callable[[str], None] | None = None,
-) -> str:
-    """``published``, ``torch`` or ``triton`` for ``setting`` on ``device``.
-
-    Call it under the evaluation's precision settings (the self-check runs in them).
-    ``log`` (default: one line on stderr) receives the reason ``auto`` chose torch.
-    """
-    check_mlp_kernel(setting)
-    if setting in ("torch", "published"):
+def resolve_mlp_kernel(setting: str, mlps: Sequence[MLPConfig], device: torch.device) -> str:
+    """The plan's kernel for ``renderer.mlp_kernel`` = ``setting`` on ``device`` (a Triton
+    kernel: checked first, under the caller's precision settings, which the check runs in).
+    ``mlps``: the model's MLP sections (none: the published sn64 MLP)."""
+    if setting == "auto":
+        return "torch"
+    if setting not in TRITON_KERNELS:
         return setting
-    reason = triton_unavailable(device, mlps) if setting == "triton" or device.type == "cuda" \
-        else f"needs a CUDA device, not {device.type}"
-    if reason is None:
-        reason = self_check(mlps, device)
-    if reason is None:
-        return "triton"
-    if setting == "triton":
-        raise PipelineError(f"renderer.mlp_kernel: triton {reason}")
-    (log or _stderr)(f"pixelnerf: renderer.mlp_kernel auto: the torch path (Triton {reason})")
-    return "torch"
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    mlps = tuple(mlps) or (PUBLISHED_MLP,)
+    reason = triton_unavailable(device, mlps) or self_check(setting, mlps, device)
+    if reason is not None:
+        raise PipelineError(f"renderer.mlp_kernel: {setting} {reason}")
+    return setting

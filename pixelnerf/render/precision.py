@@ -1,4 +1,5 @@
-"""Numeric precision of the network evaluation: fp32, TF32 (CUDA) or bf16 autocast.
+"""Numeric precision of the network: fp32, TF32 (CUDA) or bf16 autocast, and the one meaning
+of ``auto`` wherever a precision is configured (``renderer.precision``, ``train.bf16``).
 
 Sampling and compositing always stay in fp32; only the network's matmuls change.
 """
@@ -40,21 +41,19 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     return any(flag in cpuinfo.split() for flag in CPU_BF16_FLAGS)
 
 
-def check_precision(precision: str) -> str:
-    """``precision`` itself if it is a known name, else one error line naming the key."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32``, ``tf32`` or ``bf16`` for a configured ``precision`` on ``device``.
+
+    ``auto`` -> ``bf16`` where the device computes it natively, else ``fp32`` (never TF32);
+    ``tf32`` off CUDA -> ``fp32`` (TF32 is a CUDA tensor-core mode; CPUs compute fp32).
+    """
     if precision not in PRECISIONS:
         choices = ", ".join(PRECISIONS)
-        raise PipelineError(f"renderer.precision must be one of {choices}, not {precision!r}")
-    return precision
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the device computes it natively, else ``fp32``."""
-    check_precision(precision)
+        raise PipelineError(f"precision must be one of {choices}, not {precision!r}")
     if precision == "auto":
         return "bf16" if bf16_supported(device) else "fp32"
     if precision == "tf32" and device.type != "cuda":
-        return "fp32"  # TF32 is a CUDA tensor-core mode; CPUs compute fp32
+        return "fp32"
     return precision
 
 

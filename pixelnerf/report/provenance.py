@@ -19,7 +19,7 @@ from typing import Any
 
 from pixelnerf.config import PROJECT_ROOT
 from pixelnerf.data.config import DatasetConfig
-from pixelnerf.eval.records import recorded_devices
+from pixelnerf.eval.records import recorded_devices, recorded_plans
 from pixelnerf.train.config import TrainConfig
 
 PACKAGES = (
@@ -133,6 +133,7 @@ def build_record(
         "workflow_config": dict(workflow_config),
         "packages": package_versions(),
         "device": {**host_device(configured_device),
-                   "render_devices": recorded_devices(renders)},
+                   "render_devices": recorded_devices(renders),
+                   "render_plans": recorded_plans(renders)},
         "stages": stage_times(bench_dir, name, sources),
     }

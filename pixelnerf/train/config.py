@@ -97,10 +97,10 @@ class TrainConfig:
         0.1, "half-width of the jitter factors (published 0.1 for hue, saturation, contrast "
         "and brightness alike)")
     bf16: bool | Literal["auto"] = setting(
-        "auto", "bfloat16 autocast of the forward pass: `true`, `false` or `auto` (decided "
-        "per device)")
+        False, "bfloat16 autocast of the forward pass: `true`, `false` or `auto` (bf16 where "
+        "the device computes it natively, the meaning `auto` has for every precision setting)")
     tf32: bool | Literal["auto"] = setting(
-        "auto", "TF32 matmuls and convolutions: `true`, `false` or `auto` (decided per device)")
+        False, "TF32 matmuls and convolutions on CUDA: `true`, `false` or `auto` (never TF32)")
     fold_latent: bool | Literal["auto"] = setting(
         "auto", "apply the MLPs' `lin_z` layers to the latent map once a step and sample the "
         "result instead of multiplying every sampled point's latent: the same function and "
@@ -169,15 +169,20 @@ class Precision:
     tf32: bool
 
 
-def resolve_precision(config: TrainConfig, device: torch.device) -> Precision:
-    """Decide ``auto`` for bf16 and TF32 on ``device``.
+def training_precision(config: TrainConfig, device: torch.device) -> Precision:
+    """Decide ``train.bf16`` and ``train.tf32`` on ``device``.
 
-    ``auto`` means off: they become the default only once a measurement on a GPU shows
-    validation PSNR within 0.1 dB of fp32 at the same step (``tools/gpu_train_check.py``,
-    logged in docs/performance.md), and none has been made yet. ``tf32: true`` on a CPU
+    ``auto`` has the meaning it has for every precision setting
+    (:func:`pixelnerf.render.precision.resolve_precision`): bf16 where the device computes
+    it natively, never TF32. The experiments train in fp32 (``bf16: false``) until a GPU
+    measurement shows validation PSNR within 0.1 dB of fp32 at the same step
+    (``tools/gpu_train_check.py``, logged in docs/performance.md). ``tf32: true`` on a CPU
     is refused rather than silently ignored, since TF32 does not exist there.
     """
-    bf16 = config.bf16 is True
+    from pixelnerf.render.precision import resolve_precision
+
+    bf16 = config.bf16 is True or (
+        config.bf16 == "auto" and resolve_precision("auto", device) == "bf16")
     tf32 = config.tf32 is True
     if tf32 and device.type != "cuda":
         raise PipelineError(f"train.tf32 is true but the device is {device}; TF32 needs CUDA")

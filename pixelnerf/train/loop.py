@@ -29,8 +29,8 @@ from pixelnerf.train.config import (
     Precision,
     TrainConfig,
     resolve_fold,
-    resolve_precision,
     resolve_workers,
+    training_precision,
 )
 from pixelnerf.train.distributed import (
     SINGLE,
@@ -130,7 +130,7 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
     """Model, renderer, optimizer and data of one experiment, on ``device``; the objective
     under DDP when ``world`` has several ranks (validation objects on rank 0 only)."""
     from pixelnerf.model import PixelNeRF
-    from pixelnerf.render import Renderer
+    from pixelnerf.render import Renderer, resolve_plan
 
     config = TrainConfig.of_experiment(experiment)
     if config.weights != "train":
@@ -140,11 +140,12 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
     if budget <= 0:
         raise PipelineError(f"--steps must be positive, not {budget}")
     torch.manual_seed(config.seed)  # initial weights; every later draw has its own generator
-    model = PixelNeRF.from_config(section(experiment, "model")).to(device)
     # The evaluation settings (precision, compile) are not training's: its validation and
     # pictures run in fp32 or under train.bf16, on eager modules.
-    renderer = Renderer.from_config(
-        {**section(experiment, "renderer"), **TRAINING_RENDERER_SETTINGS})
+    renderer_config = {**section(experiment, "renderer"), **TRAINING_RENDERER_SETTINGS}
+    plan = resolve_plan(renderer_config, device, section(experiment, "model"))
+    model = PixelNeRF.from_config(section(experiment, "model"), plan=plan).to(device)
+    renderer = Renderer.from_config(renderer_config, plan)
     if isinstance(renderer, torch.nn.Module):
         renderer = renderer.to(device)
     # The published trainer fine-tunes everything, the encoder included, unless frozen.
@@ -165,7 +166,7 @@ def build_run(experiment: Mapping[str, Any], data_root: str | os.PathLike,
     if needs_val:
         val_objects = held_out_objects(experiment, data_root, config.val_objects, device)
     return Run(config=config, budget=budget, device=device,
-               precision=resolve_precision(config, device),
+               precision=training_precision(config, device),
                fold_latent=resolve_fold(config, model.encoder.latent_size,
                                         model.folded_latent_width()),
                model=model, renderer=renderer,

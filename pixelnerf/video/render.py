@@ -21,7 +21,7 @@ from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.eval.inference import (
     Cameras,
-    load_model,
+    load_inference,
     object_ids_of,
     open_split,
     render_view_passes,
@@ -114,8 +114,6 @@ def render_object_video(
     settings: VideoSettings | None = None,
 ) -> VideoFrames:
     """Render the video frames of one object of the experiment's dataset."""
-    import pixelnerf.render as R
-
     settings = settings or VideoSettings.of_experiment(experiment)
     eval_config = EvalConfig.of_experiment(experiment)
     split = settings.split or eval_config.split
@@ -131,14 +129,14 @@ def render_object_video(
     sources = source_views(eval_config, settings, object_id, int(images.shape[0]))
     path = camera_path(settings, section(experiment, "dataset")["format"],
                        cameras.z_near, cameras.z_far)
-    model = load_model(section(experiment, "model"), checkpoint, device)
-    renderer = R.Renderer.from_config(section(experiment, "renderer")).eval()
+    network = load_inference(section(experiment, "model"), section(experiment, "renderer"),
+                             checkpoint, device)
     generator = torch.Generator(device=device)
     generator.manual_seed(stable_seed(eval_config.seed, SEED_TAG, object_id))
     index = list(sources)
     rgb = render_path(
-        model, renderer, images[index], cameras.poses[index], path, cameras.focal, cameras.c,
-        cameras.z_near, cameras.z_far, eval_config.ray_batch,
+        network.model, network.renderer, images[index], cameras.poses[index], path,
+        cameras.focal, cameras.c, cameras.z_near, cameras.z_far, eval_config.ray_batch,
         generator, device,
     )
     return VideoFrames(frames=to_uint8(rgb), poses=path, sources=tuple(sources))

@@ -81,3 +81,12 @@ def encoded_scene(model: PixelNeRF, num_objects: int = 2, num_views: int = 2, si
     with torch.no_grad():
         model.encode(images, poses, focal)
     return images, poses, focal
+
+
+def planned(model: PixelNeRF, config: dict, plan) -> PixelNeRF:
+    """A model of ``config`` built with ``plan`` (kernel, compilation), holding ``model``'s
+    weights and encoded source views, in eval mode."""
+    copy = PixelNeRF.from_config(config, plan=plan).eval()
+    copy.load_state_dict(model.state_dict())
+    copy.sources = model.sources
+    return copy.to(next(model.parameters()).device)

@@ -14,6 +14,7 @@ from pixelnerf.model.fused_mlp import fused_forward
 from pixelnerf.model.mlp import ResnetFC
 from pixelnerf.model.triton_kernels import fused_linear
 from pixelnerf.model.triton_mlp import triton_forward
+from pixelnerf.render.mlp_kernel import random_resnet_fc
 
 # The published sn64 MLP: point code 42 wide, latent 512, 512 wide, 5 blocks, 3 lin_z.
 D_IN, D_LATENT, WIDTH, BLOCKS, COMBINE = 42, 512, 512, 5, 3
@@ -21,16 +22,8 @@ VIEWS, POINTS = 2, 128  # 256 rows before the views are averaged
 
 
 def published_size_mlp(seed: int) -> ResnetFC:
-    """Every weight random (fc_1 starts at zero when built, which would hide the blocks)."""
-    torch.manual_seed(seed)
-    mlp = ResnetFC(D_IN, D_LATENT, 4, BLOCKS, WIDTH, COMBINE).eval()
-    with torch.no_grad():
-        for name, p in mlp.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0.0, 0.05)
-            elif "fc_1" in name:
-                p.normal_(0.0, 0.5 / WIDTH**0.5)
-    return mlp
+    """The published sn64 MLP with every weight random."""
+    return random_resnet_fc(D_IN, D_LATENT, WIDTH, BLOCKS, COMBINE, seed)
 
 
 def difference(got: torch.Tensor, expected: torch.Tensor) -> dict:

@@ -336,6 +336,10 @@ def test_every_experiment_reads_as_before(project_root: Path, name: str) -> None
         assert dataset.split is None
     # The old default None of published_source meant `pretrained` to every reader.
     expected_train = {**OLD_TRAIN_DEFAULTS, "published_source": "pretrained", **old["train"]}
+    # train.bf16/tf32 `auto` meant off before `auto` got the one meaning every precision
+    # setting has (bf16 where native): the experiments now say `false`, the same training.
+    for key in ("bf16", "tf32"):
+        expected_train[key] = False if expected_train[key] == "auto" else expected_train[key]
     assert plain(TrainConfig.of_experiment(experiment)) == expected_train
     # An unset ray_batch was None and meant 50000; every shipped experiment sets it.
     assert {**OLD_EVAL_DEFAULTS, **old["eval"]}["ray_batch"] == old["rays_per_call"]

@@ -40,7 +40,7 @@ def floor_of(experiment: dict[str, Any]) -> int | None:
 
 
 def test_fewer_coarse_samples_are_raised_to_the_published_64() -> None:
-    renderer = {"n_coarse": 32, "n_fine": 0}
+    renderer = {"n_coarse": 32, "n_fine": 0, "n_fine_depth": 0}
     assert floor_of(demo()) == 64  # key absent: the published protocol
     assert floor_of(demo(min_coarse_samples=None)) is None
     assert evaluation_renderer_config(renderer, 64)["n_coarse"] == 64
@@ -86,8 +86,8 @@ def test_render_step_builds_its_renderer_with_the_raised_count(tmp_path: Path,
     built = []
     original = Renderer.from_config
 
-    def recording(cfg: dict) -> Any:
-        renderer = original(cfg)
+    def recording(cfg: dict, plan: Any) -> Any:
+        renderer = original(cfg, plan)
         built.append(renderer)
         return renderer
 

@@ -23,7 +23,7 @@ from pixelnerf.data.demo import SynthSettings, synthesize
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.eval.extra_outputs import DEPTH_LEVELS
-from pixelnerf.eval.inference import Cameras, load_model, open_split, to_uint8
+from pixelnerf.eval.inference import Cameras, load_inference, open_split, to_uint8
 from pixelnerf.eval.records import is_done
 from pixelnerf.eval.render import RenderJob, render_shard
 from pixelnerf.report.figures import comparison_rows
@@ -132,8 +132,8 @@ def _passes(setup: dict, object_id: str) -> tuple[dict, np.ndarray, Cameras]:
     images = torch.as_tensor(item["images"])
     cameras = Cameras.of_item(item)
     assert len(targets) * SIZE * SIZE <= job.eval.ray_batch
-    model = load_model(job.model, job.checkpoint, CPU)
-    renderer = R.Renderer.from_config(dict(job.renderer)).eval()
+    network = load_inference(job.model, job.renderer, job.checkpoint, CPU)
+    model, renderer = network.model, network.renderer
     focal = cameras.focal.reshape(1) if cameras.focal.numel() == 1 else cameras.focal.reshape(1, 2)
     with torch.no_grad():
         model.encode(images[sources].unsqueeze(0), cameras.poses[sources].unsqueeze(0), focal,

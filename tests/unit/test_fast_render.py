@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.model import encoded_scene, look_at_origin, tiny_model
+from helpers.model import encoded_scene, look_at_origin, planned, tiny_config, tiny_model
 
 import pixelnerf.render as R
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.metrics import psnr, quantize_8bit, ssim
+from pixelnerf.render.config import RendererConfig
+from pixelnerf.render.plan import folds_latent
 from pixelnerf.render.precision import cpu_has_native_bf16
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -20,15 +22,19 @@ TABLE_SSIM = 0.001
 SIDE = 24
 
 
-def render_views(model, settings: dict, seed: int) -> torch.Tensor:
-    """Four target views of each encoded object -> (SB, 4, SIDE, SIDE, 3) on the CPU."""
+def renderer_config(settings: dict) -> dict:
+    return {"n_coarse": 16, "n_fine": 12, "n_fine_depth": 4, **settings}
+
+
+def render_views(model, settings: dict, seed: int, plan=None) -> torch.Tensor:
+    """Four target views of each encoded object -> (SB, 4, SIDE, SIDE, 3) on the CPU, with
+    ``plan`` (None: resolved from ``settings`` on the model's device)."""
     device = model.sources.latent.device
     poses = torch.stack([look_at_origin(0.4 + 1.3 * v, 0.25, 2.0) for v in range(4)])
     rays = R.image_rays(poses, SIDE, SIDE, SIDE * 1.2, 0.8, 3.2).reshape(1, -1, 8)
     rays = rays.expand(model.sources.num_objects, -1, -1).contiguous().to(device)
-    renderer = R.Renderer.from_config(
-        {"n_coarse": 16, "n_fine": 12, "n_fine_depth": 4, **settings}
-    )
+    config = renderer_config(settings)
+    renderer = R.Renderer.from_config(config, plan or R.resolve_plan(config, device))
     with torch.no_grad():
         out = renderer(model, rays, generator=torch.Generator(device).manual_seed(seed))
     return out["fine"]["rgb"].reshape(-1, 4, SIDE, SIDE, 3).cpu()
@@ -53,40 +59,41 @@ def test_folded_latent_terms_equal_the_plain_network(model):
 
 
 def test_compiled_networks_equal_the_plain_network(model):
-    import copy
-
     plain = render_views(model, {"fold_latent": False, "precision": "fp32"}, seed=3)
-    compiled_model = copy.deepcopy(model)  # compiling is in place
+    device = model.sources.latent.device
     for fold in (False, True):
-        compiled_model.sources.latent_terms.clear()
         settings = {"fold_latent": fold, "precision": "fp32", "compile": True,
-                    "mlp_kernel": "torch"}  # the Triton path is not compiled
-        compiled = render_views(compiled_model, settings, seed=3)
+                    "mlp_kernel": "torch"}
+        plan = R.resolve_plan(renderer_config(settings), device)
+        assert plan.compile == "dynamic" and plan.fold_latent is fold
+        compiled_model = planned(model, tiny_config(), plan)
+        compiled_model.sources.latent_terms.clear()
+        compiled = render_views(compiled_model, settings, seed=3, plan=plan)
         torch.testing.assert_close(compiled, plain, rtol=0, atol=FP32_ATOL)
-    assert getattr(compiled_model.mlp_coarse, "_compiled_call_impl", None) is not None
+        assert getattr(compiled_model.mlp_coarse, "_compiled_call_impl", None) is not None
+    model.sources.latent_terms.clear()
     assert getattr(model.mlp_coarse, "_compiled_call_impl", None) is None
 
 
-def test_a_failed_compilation_falls_back_to_eager_with_one_warning(model, monkeypatch, capfd):
-    import copy
+def test_a_failed_compilation_plans_eager_with_one_warning(model, monkeypatch, capfd):
+    import torch._inductor.compile_fx as inductor
 
-    from pixelnerf.model import PixelNeRF
-
-    def no_compiler(graph, example_inputs):
+    def no_compiler(*args, **kwargs):
         raise RuntimeError("no C++ compiler found")
 
     plain = render_views(model, {"fold_latent": False, "precision": "fp32"}, seed=3)
-    broken = copy.deepcopy(model)
-    original = PixelNeRF.compile_networks
-    monkeypatch.setattr(PixelNeRF, "compile_networks",
-                        lambda self, enabled=True, **options: original(
-                            self, enabled, **options, backend=no_compiler))
-    rendered = render_views(broken, {"fold_latent": False, "compile": True,
-                                     "mlp_kernel": "torch"}, seed=3)
-    torch.testing.assert_close(rendered, plain, rtol=0, atol=FP32_ATOL)
+    monkeypatch.setattr(inductor, "compile_fx", no_compiler)
+    torch._dynamo.reset()  # else a graph an earlier test compiled would serve the check
+    settings = {"fold_latent": False, "compile": True, "mlp_kernel": "torch"}
+    device = model.sources.latent.device
+    plan = R.resolve_plan(renderer_config(settings), device)
     warnings = [line for line in capfd.readouterr().err.splitlines() if "torch.compile" in line]
     assert len(warnings) == 1 and "no C++ compiler found" in warnings[0]
-    assert getattr(broken.mlp_coarse, "_compiled_call_impl", None) is None
+    assert plan.compile == "eager"
+    eager = planned(model, tiny_config(), plan)
+    rendered = render_views(eager, settings, seed=3, plan=plan)
+    torch.testing.assert_close(rendered, plain, rtol=0, atol=FP32_ATOL)
+    assert getattr(eager.mlp_coarse, "_compiled_call_impl", None) is None
 
 
 def test_fold_auto_folds_on_cpus_and_in_bf16(monkeypatch):
@@ -94,14 +101,15 @@ def test_fold_auto_folds_on_cpus_and_in_bf16(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    config = R.Renderer.from_config({}).config
-    assert config.fold_latent == "auto"
-    assert config.folds_latent(cpu)
-    assert not config.folds_latent(cuda)
+    assert RendererConfig.from_mapping({}).fold_latent == "auto"
+    assert folds_latent("auto", cpu, "fp32")
+    assert not folds_latent("auto", cuda, "fp32")
     for precision in ("bf16", "auto"):
-        assert R.Renderer.from_config({"precision": precision}).config.folds_latent(cuda)
-    assert not R.Renderer.from_config({"precision": "tf32"}).config.folds_latent(cuda)
-    assert not R.Renderer.from_config({"fold_latent": False}).config.folds_latent(cpu)
+        assert folds_latent("auto", cuda, P.resolve_precision(precision, cuda))
+    assert not folds_latent("auto", cuda, P.resolve_precision("tf32", cuda))
+    assert not folds_latent(False, cpu, "fp32")
+    assert R.resolve_plan({}, cpu).fold_latent
+    assert not R.resolve_plan({"fold_latent": False}, cpu).fold_latent
     assert P.resolve_precision("auto", cuda) == "bf16"
     with pytest.raises(PipelineError, match="renderer.fold_latent"):
         R.Renderer.from_config({"fold_latent": "sometimes"})
@@ -130,13 +138,15 @@ def render_held_out(experiment, paths, precision: str, device: torch.device
                     ) -> tuple[list, list]:
     """Every held-out object's views 1.. rendered from view 0 -> (renders, ground truths)."""
     from pixelnerf.data import open_dataset
-    from pixelnerf.eval.inference import Cameras, load_model, render_view_passes
+    from pixelnerf.eval.inference import Cameras, load_inference, render_view_passes
     from pixelnerf.eval.protocol import ViewSelection
 
     data_root = paths.checkpoints.parent / "data"
     dataset = open_dataset("dvr", data_root / experiment["dataset"]["dir"], "val")
-    model = load_model(experiment["model"], paths.checkpoints / "pixel_nerf_latest", device)
-    renderer = R.Renderer.from_config({**experiment["renderer"], "precision": precision})
+    network = load_inference(experiment["model"], {**experiment["renderer"],
+                                                   "precision": precision},
+                             paths.checkpoints / "pixel_nerf_latest", device)
+    model, renderer = network.model, network.renderer
     renders, truths = [], []
     for index in range(len(dataset)):
         item = dataset[index]

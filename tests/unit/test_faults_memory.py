@@ -16,8 +16,12 @@ from pixelnerf.errors import PipelineError
 from pixelnerf.eval.render import RenderJob, render_shard
 from pixelnerf.io import atomic_torch_save
 from pixelnerf.model import PixelNeRF
-from pixelnerf.render.memory import halving_on_oom, is_out_of_memory, memory_capped
-from pixelnerf.render.renderer import BYTES_PER_POINT_VIEW
+from pixelnerf.render.memory import (
+    BYTES_PER_POINT_VIEW,
+    halving_on_oom,
+    is_out_of_memory,
+    memory_capped,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")

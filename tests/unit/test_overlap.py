@@ -12,10 +12,15 @@ import pytest
 import torch
 from helpers.untrained import demo_experiment, save_untrained_model
 
-import pixelnerf.render as R
 from pixelnerf.data.demo import SynthSettings, synthesize
 from pixelnerf.errors import PipelineError
-from pixelnerf.eval.inference import Cameras, ViewPasses, load_model, render_view_passes, to_uint8
+from pixelnerf.eval.inference import (
+    Cameras,
+    ViewPasses,
+    load_inference,
+    render_view_passes,
+    to_uint8,
+)
 from pixelnerf.eval.overlap import HostPasses, OrderedWriter, prefetched
 from pixelnerf.eval.protocol import Protocol, stable_seed
 from pixelnerf.eval.render import RenderJob, render_shard
@@ -137,8 +142,8 @@ def test_a_shard_rendered_with_overlap_equals_each_object_rendered_alone(shard: 
     job: RenderJob = shard["job"]
     dataset = open_split(job.dataset, job.data_root, job.eval.split)
     protocol = Protocol.from_config(job.eval)
-    model = load_model(job.model, job.checkpoint, CPU)
-    renderer = R.Renderer.from_config(dict(job.renderer)).eval()
+    network = load_inference(job.model, job.renderer, job.checkpoint, CPU)
+    model, renderer = network.model, network.renderer
     assert len(dataset) == 3
     for index in range(len(dataset)):
         item = dataset[index]
@@ -159,8 +164,8 @@ def test_without_extras_the_render_is_the_same_and_depth_is_not_kept(shard: dict
     job: RenderJob = shard["job"]
     item = open_split(job.dataset, job.data_root, job.eval.split)[0]
     selection = Protocol.from_config(job.eval).select("1v", str(item["object_id"]), 4)
-    model = load_model(job.model, job.checkpoint, CPU)
-    renderer = R.Renderer.from_config(dict(job.renderer)).eval()
+    network = load_inference(job.model, job.renderer, job.checkpoint, CPU)
+    model, renderer = network.model, network.renderer
 
     def passes(extras: bool) -> ViewPasses:
         return render_view_passes(model, renderer, item["images"], Cameras.of_item(item),

@@ -222,17 +222,37 @@ def test_train_config_reads_every_experiment_and_rejects_bad_keys(project_root):
                      EXPERIMENT_SCHEMA, "demo.yaml")
 
 
-def test_bf16_and_tf32_auto_stay_off_until_measured():
-    from pixelnerf.train.config import resolve_precision
+def test_training_precision_auto_has_the_one_meaning_of_auto(monkeypatch):
+    import pixelnerf.render.precision as P
+    from pixelnerf.train.config import training_precision
 
+    off = TrainConfig.from_mapping({})
+    assert (off.bf16, off.tf32) == (False, False)  # fp32 training unless asked otherwise
     auto = TrainConfig.from_mapping({"bf16": "auto", "tf32": "auto"})
-    for device in ("cpu", "cuda"):
-        precision = resolve_precision(auto, torch.device(device))
-        assert not precision.bf16 and not precision.tf32
+    for native in (False, True):
+        monkeypatch.setattr(P, "bf16_supported", lambda device, native=native: native)
+        for device in ("cpu", "cuda"):
+            precision = training_precision(auto, torch.device(device))
+            # auto: bf16 exactly where renderer.precision auto takes it; never TF32
+            expected = P.resolve_precision("auto", torch.device(device)) == "bf16"
+            assert precision.bf16 is expected is native and not precision.tf32
     on = TrainConfig.from_mapping({"bf16": True, "tf32": True})
-    assert resolve_precision(on, torch.device("cuda")).tf32
+    assert training_precision(on, torch.device("cuda")).tf32
     with pytest.raises(PipelineError, match="tf32"):
-        resolve_precision(on, torch.device("cpu"))
+        training_precision(on, torch.device("cpu"))
+
+
+def test_the_experiments_train_and_render_at_the_precision_they_did(project_root):
+    """Every experiment trains in fp32 (bf16 and TF32 off) and renders at ``auto``, or the
+    demo at the fp32 default."""
+    from pixelnerf.config import load_experiment
+
+    for path in sorted((project_root / "config/experiments").glob("*.yaml")):
+        experiment = load_experiment(path)
+        train = TrainConfig.from_mapping(experiment.get("train"))
+        assert (train.bf16, train.tf32) == (False, False), path.name
+        precision = experiment["renderer"].get("precision", "fp32")
+        assert precision == ("fp32" if path.stem == "demo" else "auto"), path.name
 
 
 def test_learning_rate_schedules():

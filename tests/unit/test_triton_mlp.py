@@ -1,7 +1,7 @@
 """The fused Triton MLP kernel without a GPU: its arithmetic in Triton's interpreter (one
 program a tile, and the persistent kernel), its compilation for Hopper (sm_90) with the
-shared memory each autotune config needs, and the renderer.mlp_kernel setting (resolution,
-self-check, one-line errors)."""
+shared memory each autotune config needs, and the renderer.mlp_kernel setting (resolution
+into the plan, self-check, one-line errors)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from triton.backends.compiler import GPUTarget
 
 import pixelnerf.render.mlp_kernel as MK
 from pixelnerf.errors import PipelineError
+from pixelnerf.model.config import MLPConfig
+from pixelnerf.model.fused_mlp import fused_forward
 from pixelnerf.model.mlp import ResnetFC
 from pixelnerf.model.triton_kernels import (
     AUTOTUNE_CONFIGS,
@@ -178,64 +180,79 @@ def test_the_pointer_path_compiles_for_hopper_too():
     assert "cp.async.bulk.tensor" not in kernel.asm["ptx"]
 
 
-def small_mlp(width: int = 32) -> ResnetFC:
-    return ResnetFC(d_in=5, d_latent=8, d_out=4, n_blocks=3, d_hidden=width,
-                    combine_layer=2).eval()
+def small_mlp(backend=None) -> ResnetFC:
+    return ResnetFC(d_in=5, d_latent=8, d_out=4, n_blocks=3, d_hidden=32, combine_layer=2,
+                    backend=backend).eval()
+
+
+def small_config(width: int = 32, kind: str = "resnet") -> MLPConfig:
+    return MLPConfig(type=kind, n_blocks=3, d_hidden=width, combine_layer=2)
 
 
 def test_torch_and_published_are_taken_as_asked():
     for kernel in ("torch", "published"):
-        assert MK.resolve_mlp_kernel(kernel, [small_mlp()], torch.device("cpu")) == kernel
+        assert MK.resolve_mlp_kernel(kernel, [small_config()], torch.device("cpu")) == kernel
 
 
-def test_auto_on_a_cpu_takes_the_torch_path_with_one_line_saying_why():
-    lines: list[str] = []
-    cpu = torch.device("cpu")
-    assert MK.resolve_mlp_kernel("auto", [small_mlp()], cpu, lines.append) == "torch"
-    assert len(lines) == 1 and "CUDA" in lines[0] and "torch path" in lines[0]
+def test_auto_takes_the_torch_path_on_every_device_without_a_check(monkeypatch):
+    def no_check(*args):
+        raise AssertionError("auto ran the Triton self-check")
+
+    monkeypatch.setattr(MK, "self_check", no_check)
+    monkeypatch.setattr(MK, "triton_unavailable", no_check)
+    for device in ("cpu", "cuda"):
+        assert MK.resolve_mlp_kernel("auto", [small_config()], torch.device(device)) == "torch"
 
 
-def test_triton_without_a_gpu_or_the_interpreter_is_one_error(monkeypatch):
+@pytest.mark.parametrize("kernel", MK.TRITON_KERNELS)
+def test_triton_without_a_gpu_or_the_interpreter_is_one_error(monkeypatch, kernel):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    with pytest.raises(PipelineError, match=r"^renderer.mlp_kernel: triton needs a CUDA device"):
-        MK.resolve_mlp_kernel("triton", [small_mlp()], torch.device("cpu"))
+    with pytest.raises(PipelineError,
+                       match=rf"^renderer.mlp_kernel: {kernel} needs a CUDA device"):
+        MK.resolve_mlp_kernel(kernel, [small_config()], torch.device("cpu"))
 
 
 def test_triton_on_an_unsupported_width_is_one_error(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     with pytest.raises(PipelineError, match="d_hidden a multiple of 16, not 40"):
-        MK.resolve_mlp_kernel("triton", [small_mlp(width=40)], torch.device("cpu"))
+        MK.resolve_mlp_kernel("triton", [small_config(width=40)], torch.device("cpu"))
 
 
 def test_triton_on_the_plain_mlp_is_one_error(monkeypatch):
-    from pixelnerf.model.implicit import ImplicitMLP
-
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    plain = ImplicitMLP.from_config({"type": "mlp"}, 5, 8, 4)
-    with pytest.raises(PipelineError, match="type resnet only, not ImplicitMLP"):
-        MK.resolve_mlp_kernel("triton", [plain], torch.device("cpu"))
+    with pytest.raises(PipelineError, match="type resnet only, not mlp"):
+        MK.resolve_mlp_kernel("triton", [small_config(kind="mlp")], torch.device("cpu"))
 
 
-def test_a_failed_self_check_stops_triton_and_sends_auto_to_torch(monkeypatch):
+@pytest.mark.parametrize("kernel", MK.TRITON_KERNELS)
+def test_a_failed_self_check_stops_a_triton_kernel(monkeypatch, kernel):
     cuda = torch.device("cuda")
+    checked = []
     monkeypatch.setattr(MK, "triton_unavailable", lambda device, mlps: None)
-    monkeypatch.setattr(MK, "self_check", lambda mlps, device: "differs from the torch path")
-    with pytest.raises(PipelineError, match="^renderer.mlp_kernel: triton differs"):
-        MK.resolve_mlp_kernel("triton", [small_mlp()], cuda)
-    lines: list[str] = []
-    assert MK.resolve_mlp_kernel("auto", [small_mlp()], cuda, lines.append) == "torch"
-    assert len(lines) == 1 and "differs from the torch path" in lines[0]
-    monkeypatch.setattr(MK, "self_check", lambda mlps, device: None)
-    assert MK.resolve_mlp_kernel("auto", [small_mlp()], cuda, lines.append) == "triton"
+    monkeypatch.setattr(MK, "self_check", lambda name, mlps, device: checked.append(name)
+                        or "differs from the torch path")
+    with pytest.raises(PipelineError, match=f"^renderer.mlp_kernel: {kernel} differs"):
+        MK.resolve_mlp_kernel(kernel, [small_config()], cuda)
+    monkeypatch.setattr(MK, "self_check", lambda name, mlps, device: checked.append(name))
+    assert MK.resolve_mlp_kernel(kernel, [small_config()], cuda) == kernel
+    assert checked == [kernel, kernel]
 
 
 def test_the_self_check_catches_a_wrong_kernel(monkeypatch):
     import pixelnerf.model.triton_mlp as TM
 
-    monkeypatch.setattr(TM, "triton_forward",
-                        lambda mlp, latent, x, terms=None: torch.zeros(1, x.shape[2], 4))
-    reason = MK.self_check([small_mlp()], torch.device("cpu"))
+    monkeypatch.setattr(TM, "triton_forward", lambda mlp, latent, x, terms=None,
+                        persistent=False: torch.zeros(1, x.shape[2], 4))
+    reason = MK.self_check("triton", [small_config()], torch.device("cpu"))
     assert reason is not None and "differs from the torch path" in reason
+
+
+def test_the_self_check_passes_the_torch_path_itself(monkeypatch):
+    import pixelnerf.model.triton_mlp as TM
+
+    monkeypatch.setattr(TM, "triton_forward", lambda mlp, latent, x, terms=None,
+                        persistent=False: fused_forward(mlp, latent, x, terms))
+    assert MK.self_check("triton-persistent", [small_config()], torch.device("cpu")) is None
 
 
 def test_an_unknown_kernel_is_one_error_naming_the_key():
@@ -246,19 +263,22 @@ def test_an_unknown_kernel_is_one_error_naming_the_key():
 
 def test_the_fused_torch_path_equals_the_published_graph():
     torch.manual_seed(3)
-    mlp = small_mlp()
+    published = small_mlp()
     with torch.no_grad():
-        for p in mlp.parameters():
+        for p in published.parameters():
             p.normal_(0.0, 0.3)
+        fused = small_mlp(backend=fused_forward)
+        fused.load_state_dict(published.state_dict())
         x, latent = torch.randn(2, 3, 50, 5), torch.randn(2, 3, 50, 8)
-        mlp.kernel = "published"
-        expected = mlp(latent, x)
-        mlp.kernel = "torch"
-        got = mlp(latent, x)
-        folded = mlp(None, x, latent_terms=torch.cat([f(latent) for f in mlp.lin_z], -1))
+        expected = published(latent, x)
+        got = fused(latent, x)
+        folded = fused(None, x, latent_terms=torch.cat([f(latent) for f in fused.lin_z], -1))
     # fp32 rounding order only: outputs reach about 30 here, differences about 1e-5
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(folded, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(got, expected)  # the backend ran, not the published graph
+    with torch.enable_grad():  # with gradients the published graph runs, backend or not
+        assert torch.equal(fused(latent, x), expected)
 
 
 def test_fp32_operands_take_one_config_and_bf16_tunes_over_all():
@@ -267,3 +287,39 @@ def test_fp32_operands_take_one_config_and_bf16_tunes_over_all():
     configs = list(range(len(AUTOTUNE_CONFIGS)))
     assert _prune(configs, {}, DTYPE=tl.float32) == configs[:1]
     assert _prune(configs, {}, DTYPE=tl.bfloat16) == configs
+
+
+@pytest.mark.parametrize("kernel", MK.TRITON_KERNELS)
+def test_a_plan_naming_a_triton_kernel_self_checks_and_renders_in_the_interpreter(kernel):
+    """In its own process (TRITON_INTERPRET must precede the import): the plan's self-check
+    passes, and a model built with the plan renders what the torch path renders."""
+    script = f"""
+import json, torch
+from helpers.model import encoded_scene, look_at_origin, planned, tiny_config, tiny_model
+import pixelnerf.render as R
+config = {{"n_coarse": 4, "n_fine": 2, "n_fine_depth": 1, "mlp_kernel": "{kernel}"}}
+plan = R.resolve_plan(config, torch.device("cpu"), tiny_config())
+model = tiny_model(seed=2)
+images, poses, focal = encoded_scene(model, num_objects=1, num_views=2, size=16)
+with torch.no_grad():
+    model.encode(images, poses, focal)
+rays = R.image_rays(look_at_origin(0.3, 0.2, 2.0)[None], 4, 4, 5.0, 0.8, 3.2).reshape(1, -1, 8)
+out = {{}}
+for name, net, p in (("torch", model, R.resolve_plan({{**config, "mlp_kernel": "torch"}},
+                                                      torch.device("cpu"))),
+                     ("triton", planned(model, tiny_config(), plan), plan)):
+    model.sources.latent_terms.clear()
+    with torch.no_grad():
+        rgb = R.Renderer.from_config(config, p)(net, rays, torch.Generator().manual_seed(0))
+    out[name] = rgb["fine"]["rgb"]
+print(json.dumps({{"kernel": plan.kernel,
+                   "max_abs": float((out["triton"] - out["torch"]).abs().max())}}))
+"""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(HELPERS.parent), str(HELPERS.parents[1])])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["kernel"] == kernel
+    assert result["max_abs"] < FP32_ATOL, result

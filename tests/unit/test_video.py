@@ -17,7 +17,7 @@ from pixelnerf.cli import main
 from pixelnerf.data.demo import SynthSettings, synthesize
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
-from pixelnerf.eval.inference import Cameras, load_model, open_split, to_uint8
+from pixelnerf.eval.inference import Cameras, load_inference, open_split, to_uint8
 from pixelnerf.eval.protocol import Protocol, stable_seed
 from pixelnerf.video import (
     VideoSettings,
@@ -139,8 +139,9 @@ def test_video_decodes_with_configured_frames_and_frame0_is_a_direct_render(
     protocol = Protocol.from_config(EvalConfig.of_experiment(experiment))
     sources = list(protocol.select("1v", object_id, 4).sources)
     assert video.sources == tuple(sources)
-    model = load_model(experiment["model"], setup["checkpoint"], CPU)
-    renderer = R.Renderer.from_config(experiment["renderer"]).eval()
+    network = load_inference(experiment["model"], experiment["renderer"], setup["checkpoint"],
+                             CPU)
+    model, renderer = network.model, network.renderer
     generator = torch.Generator().manual_seed(stable_seed(experiment["eval"]["seed"], SEED_TAG,
                                                           object_id))
     with torch.no_grad():
@@ -188,8 +189,9 @@ def test_dtu_style_cameras_render_the_spline(setup: dict) -> None:
     cameras = Cameras.of_item(item)
     size = SYNTH["image_size"]
     path = dtu_spline_poses(2, 1.0)
-    model = load_model(experiment["model"], setup["checkpoint"], CPU)
-    renderer = R.Renderer.from_config(experiment["renderer"]).eval()
+    network = load_inference(experiment["model"], experiment["renderer"], setup["checkpoint"],
+                             CPU)
+    model, renderer = network.model, network.renderer
     frames = []
     for focal, c in ((cameras.focal, None),
                      (cameras.focal.reshape(1).repeat(2), torch.tensor([size / 2, size / 2]))):
