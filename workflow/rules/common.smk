@@ -29,7 +29,6 @@ CONDA_ENV = "../../envs/pixelnerf.yaml"
 os.environ.setdefault(GPU_SLOT_DIR_ENV, os.path.abspath(".snakemake/gpu-slots"))
 
 # Functions of an experiment's name (for params written as lambdas of the wildcards).
-experiment = one_line(PLAN.experiment)
 dataset_cfg = one_line(PLAN.dataset)
 dataset_root = one_line(PLAN.dataset_root)
 list_prefix_option = one_line(PLAN.list_prefix_option)
