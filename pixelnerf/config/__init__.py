@@ -139,12 +139,6 @@ EXPERIMENT_SCHEMA = "experiment.schema.yaml"
 CONFIG_SCHEMA = "config.schema.yaml"
 
 
-def schema_path(name: str) -> Path:
-    """The file of a packaged schema (``experiment.schema.yaml`` or ``config.schema.yaml``);
-    Snakemake's ``validate`` takes a path."""
-    return Path(str(resources.files("pixelnerf") / "schemas" / name))
-
-
 def load_schema(name: str) -> dict[str, Any]:
     """A packaged schema as a mapping."""
     text = (resources.files("pixelnerf") / "schemas" / name).read_text(encoding="utf-8")

@@ -2,8 +2,8 @@
 frozen value.
 
 Every key's default and meaning are written once, in its field here; the schema
-``pixelnerf/schemas/config.schema.yaml`` checks keys, types and ranges, and its ``default:``
-values (which Snakemake's validator fills in) are tested to equal these fields.
+``pixelnerf/schemas/config.schema.yaml`` checks keys, types and ranges and holds no defaults:
+the workflow reads its config through :func:`load_global_config`, which fills them in.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """What a workflow run makes and from what, decided from the global config (config/config.yaml
-with ``--config``, its schema's defaults filled in) and the experiment files.
+with ``--config``, read as :class:`~pixelnerf.config.global_settings.GlobalConfig`) and the
+experiment files (their ``dataset``, ``train`` and ``eval`` sections read as their dataclasses).
 
 The Snakefile's input functions hand a :class:`Plan` an experiment's name; every decision
 (which experiments exist, their paths, targets, shards, config digests, stage resources) sits
@@ -12,12 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pixelnerf.config import CONFIG_SCHEMA, load_experiment, load_schema, load_yaml
-from pixelnerf.config import validate as validate_mapping
+from pixelnerf.config import load_experiment, plain
+from pixelnerf.config.global_settings import GlobalConfig, load_global_config
+from pixelnerf.data.config import DatasetConfig
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.config import EvalConfig
+from pixelnerf.train.config import TrainConfig
 
 SOURCES_FILE = "config/sources.yaml"
 # Keys whose values become paths in shell commands. The rules quote every value, so spaces,
@@ -25,8 +30,6 @@ SOURCES_FILE = "config/sources.yaml"
 # line or a path list and is refused.
 PATH_KEYS = ("data_root", "results_root", "checkpoints_root", "experiments_dir")
 FORBIDDEN_IN_PATHS = (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "a NUL"))
-# `--config weights=train steps=N` switches every experiment of the run, no file edited.
-TRAIN_OVERRIDES = ("weights", "steps")
 SYNTH_SOURCE = "synth-demo"
 # The one dataset format whose unseen-category split lists the workflow writes itself.
 SPLIT_FORMAT = "dvr_gen"
@@ -52,24 +55,21 @@ TRAIN_RESOURCE_KEYS = frozenset({"gpus"})
 CONFIG_ORIGIN = "workflow config (config/config.yaml + --config)"
 
 
-def check_global_config(config: Mapping[str, Any]) -> None:
-    """The global config against its schema: the first bad key, in one line."""
-    validate_mapping(config, CONFIG_SCHEMA, CONFIG_ORIGIN)
+def read_global_config(config: Mapping[str, Any]) -> GlobalConfig:
+    """The global config mapping as Snakemake holds it, checked against its schema (the
+    first bad key, in one line) and typed, every absent key at its default."""
+    return load_global_config(config, CONFIG_ORIGIN)
 
 
-def check_path_keys(config: Mapping[str, Any]) -> None:
+def check_path_keys(config: GlobalConfig) -> None:
     """No folder key holds a character that would split a shell command or a path list."""
     for key in PATH_KEYS:
-        value = config[key]
+        value = getattr(config, key)
         for char, name in FORBIDDEN_IN_PATHS:
             if char in value:
                 raise PipelineError(
                     f"config key {key}: {value!r} contains {name}; choose another folder name"
                 )
-
-
-def default_data_root() -> str:
-    return load_schema(CONFIG_SCHEMA)["properties"]["data_root"]["default"]
 
 
 def digest(parts: Mapping[str, Any]) -> str:
@@ -78,38 +78,56 @@ def digest(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the run: its file's mapping (with the run's train overrides), which
+    the config digests hash as given, and the sections the plan reads, typed."""
+
+    raw: Mapping[str, Any]
+    dataset: DatasetConfig
+    train: TrainConfig
+    eval: EvalConfig
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> Experiment:
+        return cls(raw, DatasetConfig.of_experiment(raw), TrainConfig.of_experiment(raw),
+                   EvalConfig.of_experiment(raw))
+
+
 class Plan:
     """One run's decisions. Checked on construction: the folder keys, ``data_root``,
     ``in_place``, ``experiments_dir``, every experiment file and ``experiment``; so a
     misspelt key anywhere stops the run before any job."""
 
-    def __init__(self, config: Mapping[str, Any], sources_file: str = SOURCES_FILE) -> None:
+    def __init__(self, config: GlobalConfig, sources_file: str = SOURCES_FILE) -> None:
         check_path_keys(config)
         self.config = config
         self.sources_file = sources_file
-        self.data = str(config["data_root"])
-        self.results = str(config["results_root"])
-        self.checkpoints = str(config["checkpoints_root"])
+        self.data = config.data_root
+        self.results = config.results_root
+        self.checkpoints = config.checkpoints_root
         self.logs = f"{self.results}/logs"
         self.bench = f"{self.results}/benchmarks"
-        self.experiments_dir = Path(config["experiments_dir"])
-        self.in_place = frozenset(config["in_place"])
-        self._experiments: dict[str, dict[str, Any]] = {}
+        self.experiments_dir = Path(config.experiments_dir)
+        self.in_place = frozenset(config.in_place)
+        self._experiments: dict[str, Experiment] = {}
         self._check_folders()
         for name in self.known_experiments():
             self.experiment(name)
-        if config["experiment"] not in self.known_experiments():
+        if config.experiment not in self.known_experiments():
             raise PipelineError(
-                f"config key experiment: {self.experiment_file(config['experiment'])} does not "
+                f"config key experiment: {self.experiment_file(config.experiment)} does not "
                 f"exist (known: {', '.join(self.known_experiments())})"
             )
 
     def _check_folders(self) -> None:
-        if not Path(self.data).is_dir() and self.data != default_data_root():
+        if not Path(self.data).is_dir() and self.data != GlobalConfig.data_root:
             # The default folder is created by the download and synth steps; a configured one
             # that does not exist is a typo, and downloading a dataset into it would be wrong.
             raise PipelineError(f"config key data_root: folder {self.data} does not exist")
-        known = set(load_yaml(self.sources_file).get("sources", {}))
+        from pixelnerf.download.sources import load_sources
+
+        known = set(load_sources(self.sources_file).sources)
         for source in sorted(self.in_place - known):
             raise PipelineError(
                 f"config key in_place: {source} is not a source of {self.sources_file} "
@@ -133,11 +151,11 @@ class Plan:
     def known_experiments(self) -> list[str]:
         return sorted(p.stem for p in self.experiments_dir.glob("*.yaml"))
 
-    def experiment(self, name: str) -> dict[str, Any]:
+    def experiment(self, name: str) -> Experiment:
         """The validated experiment config ``<experiments_dir>/<name>.yaml``, with the run's
         ``--config weights=... steps=...`` applied."""
         if name not in self._experiments:
-            self._experiments[name] = self._load(name)
+            self._experiments[name] = Experiment.of(self._load(name))
         return self._experiments[name]
 
     def _load(self, name: str) -> dict[str, Any]:
@@ -152,14 +170,16 @@ class Plan:
             raise PipelineError(
                 f"{path}: key name: {cfg['name']!r} differs from the file name {name!r}"
             )
-        overrides = {k: self.config[k] for k in TRAIN_OVERRIDES if self.config.get(k) is not None}
+        overrides = self.config.train_overrides()
         if overrides:
             cfg = {**cfg, "train": {**cfg["train"], **overrides}}
         return cfg
 
     def config_digest(self, stage: str, exp: str) -> str:
         """Digest of the config sections that ``stage`` (a key of STAGE_SECTIONS) reads."""
-        cfg = self.experiment(exp)
+        # The sections as the file gives them, not their typed values: a default added or
+        # changed in the code must not change the digest of (and rerun) finished results.
+        cfg = self.experiment(exp).raw
         parts = {name: cfg.get(name) for name in STAGE_SECTIONS[stage]}
         if stage in ("render", "metrics"):
             parts["eval"] = {k: v for k, v in cfg["eval"].items() if k not in PRESENTATION_KEYS}
@@ -171,12 +191,12 @@ class Plan:
 
     def config_json(self) -> str:
         """The global config of this run as JSON (for the provenance record)."""
-        return json.dumps(dict(self.config), sort_keys=True)
+        return json.dumps(plain(self.config), sort_keys=True)
 
     # ------------------------------------------------------------------------- resources
 
     def stage_threads(self, stage: str) -> int:
-        return int(self.config["resources"]["threads"][stage])
+        return int(getattr(self.config.resources.threads, stage))
 
     def stage_resources(self, stage: str, runtime: str | None = None) -> dict[str, Any]:
         """The resources of a job of ``stage`` (a key of the config's `resources`), as
@@ -184,20 +204,18 @@ class Plan:
         minutes (those of ``runtime`` when given) times the attempt, so that a retried job
         gets more time, and the torch device. The device is a resource, not a param: a
         param change reruns a job, and results made on one device stay valid on another."""
-        resources = self.config["resources"]
-        minutes = resources["runtime"][runtime or stage]
+        resources = self.config.resources
+        minutes = getattr(resources.runtime, runtime or stage)
         return {
-            "gpu": 1 if stage in resources["gpu_stages"] else 0,
-            "mem_mb": resources["mem_mb"][stage],
+            "gpu": 1 if stage in resources.gpu_stages else 0,
+            "mem_mb": getattr(resources.mem_mb, stage),
             "runtime": lambda wildcards, attempt: minutes * attempt,
-            "device": self.config["device"],
+            "device": self.config.device,
         }
 
     def train_gpus(self, exp: str) -> int:
         """GPUs (data-parallel processes) of an experiment's training job: train.gpus."""
-        from pixelnerf.train.config import TrainConfig
-
-        return TrainConfig.from_mapping(self.experiment(exp)["train"]).gpus
+        return self.experiment(exp).train.gpus
 
     def train_resources(self) -> dict[str, Any]:
         """``stage_resources("train")`` with ``train.gpus``: the GPUs asked for and the
@@ -212,20 +230,20 @@ class Plan:
         }
 
     def lpips_option(self) -> list[str]:
-        weights = self.config.get("lpips_weights")
+        weights = self.config.lpips_weights
         return ["--lpips-weights", weights] if weights else []
 
     # ------------------------------------------------------------------------- data
 
-    def dataset(self, exp: str) -> dict[str, Any]:
-        return self.experiment(exp)["dataset"]
+    def dataset(self, exp: str) -> DatasetConfig:
+        return self.experiment(exp).dataset
 
     def dataset_root(self, exp: str) -> str:
-        return f"{self.data}/{self.dataset(exp)['dir']}"
+        return f"{self.data}/{self.dataset(exp).dir}"
 
     def list_prefix_option(self, exp: str) -> list[str]:
         """Optional arguments as a list, so that each is quoted on its own in the command."""
-        prefix = self.dataset(exp).get("list_prefix")
+        prefix = self.dataset(exp).list_prefix
         return ["--list-prefix", prefix] if prefix else []
 
     def download_marker(self, source: str) -> str:
@@ -243,20 +261,20 @@ class Plan:
 
     def fetched(self, exp: str) -> str:
         """The marker of ``exp``'s data downloaded (or synthesized, for the demo)."""
-        source = self.dataset(exp)["source"]
+        source = self.dataset(exp).source
         return self.synth_marker(exp) if source == SYNTH_SOURCE else self.download_marker(source)
 
     def in_place_folder(self, exp: str) -> str | None:
         """The dataset folder of ``exp`` when its source is `in_place` (else None)."""
         ds = self.dataset(exp)
-        if ds["source"] not in self.in_place:
+        if ds.source not in self.in_place:
             return None
         root = self.dataset_root(exp)
         if not Path(root).is_dir():
             raise PipelineError(
-                f"config key in_place: {ds['source']}: dataset folder {root} does not exist"
+                f"config key in_place: {ds.source}: dataset folder {root} does not exist"
             )
-        if ds["format"] == SPLIT_FORMAT:
+        if ds.format == SPLIT_FORMAT:
             raise PipelineError(
                 f"config key in_place: experiment {exp} writes its split lists into {root}, "
                 "which is read only in place"
@@ -281,7 +299,7 @@ class Plan:
         """The data of ``exp`` is complete: in place, then split where the format needs its
         own lists (the unseen-category lists)."""
         markers = [self.download_ready(exp)]
-        if self.dataset(exp)["format"] == SPLIT_FORMAT:
+        if self.dataset(exp).format == SPLIT_FORMAT:
             markers.append(f"{self.results}/{exp}/split/done.json")
         return markers
 
@@ -290,16 +308,14 @@ class Plan:
     def published_checkpoint(self, exp: str) -> str:
         """Published weights sit in the folder the published zip gives them
         (`train.published_name`, the same name but for multi_chair)."""
-        name = self.experiment(exp)["train"].get("published_name", exp)
+        name = self.experiment(exp).train.published_folder(exp)
         return f"{self.checkpoints}/{name}/pixel_nerf_latest"
 
     def published_marker(self, exp: str) -> str:
-        source = self.experiment(exp)["train"].get("published_source", "pretrained")
-        return self.download_marker(source)
+        return self.download_marker(self.experiment(exp).train.published_source)
 
     def weights_in_place(self, exp: str) -> bool:
-        source = self.experiment(exp)["train"].get("published_source", "pretrained")
-        return source in self.in_place
+        return self.experiment(exp).train.published_source in self.in_place
 
     def published_weights_ready(self, exp: str) -> str:
         """Published weights downloaded, or (`in_place`) a user's, loaded strictly once."""
@@ -309,43 +325,43 @@ class Plan:
 
     def checkpoint_path(self, exp: str) -> str:
         """``<checkpoints>/<exp>/pixel_nerf_latest``, or the published weights."""
-        if self.experiment(exp)["train"]["weights"] == "published":
+        if self.experiment(exp).train.weights == "published":
             return self.published_checkpoint(exp)
         return f"{self.checkpoints}/{exp}/pixel_nerf_latest"
 
     def weights_ready(self, exp: str) -> str:
         """The file that says the experiment's weights are ready: trained or published."""
-        if self.experiment(exp)["train"]["weights"] == "published":
+        if self.experiment(exp).train.weights == "published":
             return self.published_weights_ready(exp)
         return f"{self.results}/{exp}/train/done.json"
 
     def init_option(self, exp: str) -> list[str]:
         """``--init <file>``: the weights a training run starts from (`train.init`)."""
-        init = self.experiment(exp)["train"].get("init")
+        init = self.experiment(exp).train.init
         if init is None:
             return []
         return ["--init", self.published_checkpoint(exp) if init == "published" else init]
 
     def init_ready(self, exp: str) -> list[str]:
         """`train.init: published` needs the published weights first."""
-        if self.experiment(exp)["train"].get("init") != "published":
+        if self.experiment(exp).train.init != "published":
             return []
         return [self.published_weights_ready(exp)]
 
     def train_steps(self, exp: str) -> int:
         """The step budget (`train.steps`, or `--config steps=N`); the trainer's default else."""
-        from pixelnerf.train.config import TrainConfig
-
-        return self.experiment(exp)["train"].get("steps", TrainConfig.steps)
+        return self.experiment(exp).train.steps
 
     # ------------------------------------------------------------------------- evaluation
 
     def settings(self, exp: str) -> list[str]:
-        return list(self.experiment(exp)["eval"]["settings"])
+        return self.experiment(exp).eval.setting_names
 
     def shards(self, exp: str) -> int:
         """Render shards: `--config shards=K`, else the experiment's `eval.shards`."""
-        return self.config.get("shards") or self.experiment(exp)["eval"]["shards"]
+        if self.config.shards is not None:
+            return self.config.shards
+        return self.experiment(exp).eval.shards
 
     def shard_names(self, exp: str) -> list[str]:
         count = self.shards(exp)
@@ -363,8 +379,7 @@ class Plan:
         return [f"{self.results}/{exp}/render/{setting}/{n}.json" for n in self.shard_names(exp)]
 
     def approx_setting(self, exp: str) -> str:
-        approx = self.experiment(exp)["eval"].get("approx") or {}
-        return approx.get("setting") or self.settings(exp)[0]
+        return self.experiment(exp).eval.approx_setting
 
     def approx_metrics(self, exp: str) -> str:
         setting = self.approx_setting(exp)
@@ -389,4 +404,4 @@ class Plan:
 
     def final_outputs(self) -> list[str]:
         """The default target: the tables of the config's `experiment`."""
-        return self.table_outputs(self.config["experiment"])
+        return self.table_outputs(self.config.experiment)

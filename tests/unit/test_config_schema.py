@@ -12,7 +12,6 @@ from pixelnerf.config import (
     EXPERIMENT_SCHEMA,
     load_experiment,
     load_schema,
-    schema_path,
     validate,
 )
 from pixelnerf.errors import PipelineError
@@ -24,8 +23,8 @@ def test_schemas_ship_inside_the_package() -> None:
 
     package = Path(pixelnerf.__file__).parent
     for name in (CONFIG_SCHEMA, EXPERIMENT_SCHEMA):
-        assert schema_path(name).is_file()
-        assert schema_path(name).parent == package / "schemas"
+        path = package / "schemas" / name
+        assert load_schema(name) == yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def test_each_schema_is_checked_by_the_validator_of_its_draft() -> None:

@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 import yaml
 from helpers import PROJECT_ROOT
-from snakemake.utils import validate
 
-from pixelnerf.config import CONFIG_SCHEMA, schema_path
+from pixelnerf.config.global_settings import GlobalConfig
 from pixelnerf.errors import PipelineError
-from pixelnerf.workflow.plan import Plan, check_global_config, check_path_keys
+from pixelnerf.workflow.plan import STAGE_SECTIONS, Plan, check_path_keys, read_global_config
 
 SOURCES = str(PROJECT_ROOT / "config" / "sources.yaml")
 
@@ -29,13 +28,11 @@ def experiments(tmp_path: Path) -> Path:
     return folder
 
 
-def global_config(experiments: Path, **overrides: Any) -> dict[str, Any]:
-    """config/config.yaml with ``overrides`` (as ``--config``) and the schema's defaults."""
+def global_config(experiments: Path, **overrides: Any) -> GlobalConfig:
+    """config/config.yaml with ``overrides`` (as ``--config``), typed as the Snakefile reads it."""
     config = yaml.safe_load((PROJECT_ROOT / "config" / "config.yaml").read_text())
     config.update(experiments_dir=str(experiments), **overrides)
-    check_global_config(config)
-    validate(config, schema=str(schema_path(CONFIG_SCHEMA)))
-    return config
+    return read_global_config(config)
 
 
 def plan(experiments: Path, **overrides: Any) -> Plan:
@@ -168,11 +165,11 @@ def test_resources_of_a_job(experiments: Path) -> None:
     assert render["runtime"](wildcards, 2) == 2 * render["runtime"](wildcards, 1)
     download = p.stage_resources("light", runtime="download")
     assert download["gpu"] == 0
-    assert download["runtime"](wildcards, 1) == p.config["resources"]["runtime"]["download"]
+    assert download["runtime"](wildcards, 1) == p.config.resources.runtime.download
     edit(experiments, "demo", "train", gpus=3)
     train = plan(experiments).train_resources()
     assert train["gpu"](wildcards) == 3 and train["processes"](wildcards) == 3
-    no_gpu = plan(experiments, resources={**p.config["resources"], "gpu_stages": []})
+    no_gpu = plan(experiments, resources={"gpu_stages": []})
     assert no_gpu.train_resources()["gpu"](wildcards) == 0
     assert p.lpips_option() == []
     assert plan(experiments, lpips_weights="w.pth").lpips_option() == ["--lpips-weights", "w.pth"]
@@ -199,12 +196,40 @@ def test_a_bad_global_config_is_one_line(
         assert word in message
 
 
+def test_a_global_key_of_the_wrong_type_is_one_line(experiments: Path) -> None:
+    with pytest.raises(PipelineError, match=r"^workflow config .*: key shards: ") as info:
+        global_config(experiments, shards="many")
+    assert "\n" not in str(info.value)
+
+
 def test_a_newline_in_any_folder_key_is_refused() -> None:
     base = {"data_root": "d", "results_root": "r", "checkpoints_root": "c", "experiments_dir": "e"}
-    check_path_keys(base)
+    check_path_keys(GlobalConfig(**base))
     for key in base:
         with pytest.raises(PipelineError, match=f"config key {key}: .* contains a NUL"):
-            check_path_keys({**base, key: "a\0b"})
+            check_path_keys(GlobalConfig(**{**base, key: "a\0b"}))
+
+
+# The digests of the shipped demo's stages. A digest is a param of the stage's jobs: another
+# value reruns the finished results of every user, so it must not change with the code (only
+# with the experiment file): it hashes the sections as the file gives them, defaults unfilled.
+DEMO_DIGESTS = {
+    "synth": "0fbd597beea3e511",
+    "split": "0fbd597beea3e511",
+    "train": "8a5965babd522a19",
+    "render": "91fe42add1399c8b",
+    "metrics": "19b83379b4d9fe34",
+    "table": "60bc86e315e7e6c9",
+    "figure": "f33586680fc44767",
+    "approx": "c303fbc6b3c652bb",
+    "video": "3bcb6f33f95ed74d",
+    "real": "5796ffe4e8a9f785",
+}
+
+
+def test_the_demo_config_digests_are_pinned(experiments: Path) -> None:
+    p = plan(experiments)
+    assert {stage: p.config_digest(stage, "demo") for stage in STAGE_SECTIONS} == DEMO_DIGESTS
 
 
 def test_every_experiment_file_is_checked_at_once(experiments: Path) -> None:

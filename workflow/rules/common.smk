@@ -1,5 +1,6 @@
-# Snakemake glue: the global config's defaults, the run's plan (pixelnerf.workflow.plan, where
-# every decision lives) and the names the rule files use, each handing the plan an experiment.
+# Snakemake glue: the global config, typed (pixelnerf.config.global_settings), the run's plan
+# (pixelnerf.workflow.plan, where every decision lives) and the names the rule files use, each
+# handing the plan an experiment.
 #
 # A bad config stops while the Snakefile is read, a bad target (an unknown experiment, a
 # missing photo) while the DAG is built: each with one line naming the key, file or value,
@@ -8,18 +9,13 @@ import os
 from functools import partial
 from types import SimpleNamespace
 
-from snakemake.utils import validate
-
-from pixelnerf.config import CONFIG_SCHEMA, schema_path
 from pixelnerf.workflow import photos
 from pixelnerf.workflow.glue import by_exp, one_line
 from pixelnerf.workflow.gpu_slots import SLOT_DIR_ENV as GPU_SLOT_DIR_ENV
-from pixelnerf.workflow.plan import SOURCES_FILE, Plan, check_global_config
+from pixelnerf.workflow.plan import SOURCES_FILE, Plan, read_global_config
 
-one_line(check_global_config)(config)
-# Passes now; run for the schema's defaults (snakemake's validator fills them in).
-validate(config, schema=str(schema_path(CONFIG_SCHEMA)))
-PLAN = one_line(Plan)(config, SOURCES_FILE)
+SETTINGS = one_line(read_global_config)(config)
+PLAN = one_line(Plan)(SETTINGS, SOURCES_FILE)
 
 RESULTS = PLAN.results
 DATA = PLAN.data
@@ -34,7 +30,6 @@ CONDA_ENV = "../../envs/pixelnerf.yaml"
 os.environ.setdefault(GPU_SLOT_DIR_ENV, os.path.abspath(".snakemake/gpu-slots"))
 
 # Functions of an experiment's name (for params written as lambdas of the wildcards).
-experiment = one_line(PLAN.experiment)
 dataset_cfg = one_line(PLAN.dataset)
 dataset_root = one_line(PLAN.dataset_root)
 list_prefix_option = one_line(PLAN.list_prefix_option)
@@ -93,7 +88,7 @@ def get_final_outputs():
 
 
 # Real photographs (videos.smk): the folder `real_input` and its photos.
-REAL_INPUT = config["real_input"]
+REAL_INPUT = SETTINGS.real_input
 real_photos = partial(photos.real_photos, REAL_INPUT)
 write_real_index = photos.write_index
 

@@ -58,7 +58,7 @@ rule validate_data:
     benchmark:
         f"{BENCH}/validate_data/{{exp}}.tsv"
     params:
-        format=lambda wildcards: dataset_cfg(wildcards.exp)["format"],
+        format=lambda wildcards: dataset_cfg(wildcards.exp).format,
         root=lambda wildcards: dataset_root(wildcards.exp),
         prefix=lambda wildcards: list_prefix_option(wildcards.exp),
     threads: stage_threads("light")
