@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pixelnerf.download.diskio import sha256_of
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_write_text
 
@@ -96,13 +97,7 @@ def trunk_spec(net: str) -> TrunkSpec:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_READ_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(path, _READ_CHUNK)
 
 
 # ---------------------------------------------------------------------------------------

