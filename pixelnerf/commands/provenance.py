@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="results/<exp>/render (devices from done.json); default beside table")
     parser.add_argument("--workflow-config", default="{}", help="global config as JSON")
     parser.add_argument("--device", default="auto", help="the configured device")
+    parser.add_argument("--metrics", nargs="*", default=[],
+                        help="the table's metrics CSVs (LPIPS trunk origins are counted)")
     parser.add_argument("--out", required=True, help="results/tables/<exp>.provenance.json")
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     renders = Path(args.renders) if args.renders else default_renders
     record = build_record(
         experiment, args.experiment, Path(args.benchmarks), table, renders,
-        workflow_config, args.device,
+        workflow_config, args.device, [Path(p) for p in args.metrics],
     )
     atomic_write_text(args.out, json.dumps(record, indent=1, sort_keys=False) + "\n")
     print(f"provenance: wrote {args.out}")

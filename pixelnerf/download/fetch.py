@@ -1,6 +1,7 @@
 """Make one source of sources.yaml ready on disk: download, verify, extract, publish.
 
-ensure_source -> _fetch_archive (transfer, gdrive) -> _extract_into (archive) -> _publish
+ensure_source -> _fetch_archive (transfer, gdrive) -> _extract_into (archive) or
+_place_file (any other file) -> _publish
 
 Everything is built in a hidden staging folder ``<root>/.<source>.staging`` and appears
 under its final name by one rename, with the completion marker already inside; a source
@@ -182,6 +183,7 @@ def _extract_into(
     archive: Path, spec: FileSpec, tree: Path, staging: Path, settings: Settings
 ) -> None:
     """Extract ``archive`` and move its content root to ``tree/<into>``."""
+    assert spec.content is not None  # sources.py requires it of every archive
     work = Path(tempfile.mkdtemp(prefix=".extract-", dir=staging))
     try:
         try:
@@ -199,6 +201,13 @@ def _extract_into(
         os.rename(content, dest)
     finally:
         zipsafe.remove_tree(work)
+
+
+def _place_file(download: Path, spec: FileSpec, tree: Path) -> None:
+    """Move a verified single-file download to ``tree/<into>/<name>`` (one rename)."""
+    dest = tree.joinpath(*zipsafe.relative_parts(spec.placed_at))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(download, dest)
 
 
 def _marker_text(source: SourceSpec, records: list[ArchiveRecord], placed: list[str]) -> str:
@@ -344,7 +353,10 @@ def _build(
             archives.append(downloads / spec.name)
             continue
         archive_path, got = _fetch_archive(spec, downloads, settings, show_progress)
-        _extract_into(archive_path, spec, staging / "tree", staging, settings)
+        if spec.is_archive:
+            _extract_into(archive_path, spec, staging / "tree", staging, settings)
+        else:
+            _place_file(archive_path, spec, staging / "tree")
         atomic_write_text(done, json.dumps(asdict(got)))
         records.append(got)
         archives.append(archive_path)

