@@ -7,7 +7,6 @@ real SLURM cluster). `make test-fast` runs `-m "not workflow and not cluster"`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -36,17 +35,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(getattr(pytest.mark, kind))
 
 
-def reference_dir() -> Path:
-    """The reference set: $PIXELNERF_REFERENCE_DIR, default ../shared/reference."""
-    configured = os.environ.get("PIXELNERF_REFERENCE_DIR")
-    return Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "reference"
-
-
 @pytest.fixture(scope="session")
 def reference_root() -> Path:
+    from helpers.reference import REFERENCE_DIR_VARIABLE, reference_dir
+
     root = reference_dir()
     if not root.is_dir():
-        pytest.fail(f"reference directory {root} is missing (set PIXELNERF_REFERENCE_DIR)")
+        pytest.fail(f"reference directory {root} is missing (check {REFERENCE_DIR_VARIABLE})")
     return root
 
 
