@@ -20,7 +20,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--no-slurm",
         action="store_true",
-        help="skip tests/cluster (a real one-node SLURM cluster: root, minutes); CI runs it",
+        help="skip tests/cluster's cluster run (a real one-node SLURM cluster: root, minutes)",
     )
 
 
