@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from helpers import PROJECT_ROOT
@@ -25,8 +26,8 @@ REFERENCE_DIR_VARIABLE = "PIXELNERF_REFERENCE_DIR"
 LIN_OUT_GAIN = 40.0
 # Network outputs against the published ones, fp32 (every parity test of the network).
 NETWORK_ATOL = 1e-4
-# Parity runs wherever a device is present; CUDA joins when the machine has one.
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# Parity on the CPU in every run, on CUDA in the GPU runs (`make test-gpu`).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 def reference_dir() -> Path:

@@ -1,21 +1,21 @@
 """Training steps/s of the published pixelNeRF trainer (sxyu/pixel-nerf, ``train/train.py``
 with ``conf/exp/sn64.conf``) beside ours, on the same device, data and batch.
 
-    python tools/published_train_bench.py --published .gpu_check/published \\
+    python benchmarks/published_train_bench.py --published .gpu_check/published \\
         [--wheels .gpu_check/published_wheels] [--ours ROWS.json] [--work DIR] [--tiny]
 
-``main -> synthesize_check_data (gpu_train_check) -> write_conf -> run_published (a time
+``main -> synthesize_check_data (train_speed) -> write_conf -> run_published (a time
 box; its step lines timestamped as they arrive) -> steps_per_second -> our rows (--ours:
-the JSON of ``gpu_train_check.py --json``, else measured here with gpu_train_check's fp32
+the JSON of ``train_speed.py --json``, else measured here with train_speed's fp32
 ``measure``) -> print_comparison``.
 
-The published code is run as it is, never edited: ``tools/published_run.py`` supplies what
+The published code is run as it is, never edited: ``benchmarks/published_run.py`` supplies what
 today's packages lack, and ``--wheels`` (its dependencies the GPU image may not have, put
-there by tools/gpu_check_prepare.sh) is unpacked into the work folder and consulted after
+there by benchmarks/prepare_gpu_machine.sh) is unpacked into the work folder and consulted after
 the interpreter's own packages. Its configuration is a HOCON file of ours that includes the
 published sn64.conf and sets only: an untrained encoder (no download; ours is untrained
 too), a step line every step, no evaluation, visualisation or checkpoint after step 0 (one
-long epoch), and with ``--tiny`` gpu_train_check's tiny model. Steps/s counts the steps
+long epoch), and with ``--tiny`` train_speed's tiny model. Steps/s counts the steps
 between the first step line after the warm-up and the last one in the time box. Any failure
 (code not prepared, a missing dependency, too few steps) is one line and exit status 2.
 """
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from gpu_train_check import (
+from train_speed import (
     DATASET_DIR,
     FULL,
     TINY,
@@ -55,8 +55,8 @@ from pixelnerf.device import resolve_device
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_write_text
 
-TOOLS = Path(__file__).resolve().parent
-LAUNCHER = TOOLS / "published_run.py"
+BENCHMARKS = Path(__file__).resolve().parent
+LAUNCHER = BENCHMARKS / "published_run.py"
 TRAIN_SCRIPT = Path("train/train.py")
 SN64_CONF = Path("conf/exp/sn64.conf")
 # The published Trainer.start prints this line after every print_interval-th step:
@@ -135,7 +135,7 @@ def write_conf(path: Path, published: Path, tiny: bool) -> Path:
 def published_command(published: Path, conf: Path, data: Path, batch: Mapping[str, Any],
                       site: Path | None) -> list[str]:
     """The published trainer at ``batch`` (batch_objects, rays_per_object, nviews) on GPU 0
-    (it falls back to the CPU itself), through tools/published_run.py."""
+    (it falls back to the CPU itself), through benchmarks/published_run.py."""
     fallback = ["--fallback-site", str(site)] if site is not None else []
     nviews = " ".join(str(n) for n in batch["nviews"])
     return [sys.executable, str(LAUNCHER), *fallback, str(published / TRAIN_SCRIPT),
@@ -229,7 +229,7 @@ def check_prepared(published: Path) -> None:
     for needed in (TRAIN_SCRIPT, SN64_CONF):
         if not (published / needed).is_file():
             raise PipelineError(f"published code not prepared: {published / needed} is missing "
-                                "(tools/gpu_check_prepare.sh puts sxyu/pixel-nerf there)")
+                                "(benchmarks/prepare_gpu_machine.sh puts sxyu/pixel-nerf there)")
 
 
 def measure_published(args: argparse.Namespace, data_root: Path, batch: Mapping[str, Any],
@@ -251,13 +251,13 @@ def measure_published(args: argparse.Namespace, data_root: Path, batch: Mapping[
 
 def our_rows(args: argparse.Namespace, data_root: Path, size: Mapping[str, Any]
              ) -> list[dict[str, Any]]:
-    """Our single-process rows: from ``--ours`` (gpu_train_check.py --json), else fp32
-    measured here as gpu_train_check measures it."""
+    """Our single-process rows: from ``--ours`` (train_speed.py --json), else fp32
+    measured here as train_speed measures it."""
     if args.ours is not None:
         try:
             rows = json.loads(args.ours.read_text(encoding="utf-8"))["rows"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PipelineError(f"--ours {args.ours}: not gpu_train_check.py's JSON "
+            raise PipelineError(f"--ours {args.ours}: not train_speed.py's JSON "
                                 f"({exc})") from exc
         return [{"trainer": "ours", "mode": row["mode"], "steps": row["steps"],
                  "steps_per_s": row["steps_per_s"], "note": row.get("note", "")}
@@ -286,20 +286,16 @@ def print_comparison(rows: list[dict[str, Any]], batch: Mapping[str, Any], devic
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="training steps/s of the published pixelNeRF trainer beside ours")
-    # As gpu_train_check.py: tools/gpu_check.sh says its device in GPU_CHECK_DEVICE, and its
-    # CPU dry run wants the tiny sizes.
-    check_device = os.environ.get("GPU_CHECK_DEVICE")
     parser.add_argument("--published", type=Path, required=True,
                         help="a checkout of sxyu/pixel-nerf (train/train.py, conf/exp/)")
     parser.add_argument("--wheels", type=Path, default=None,
                         help="wheels of the published trainer's dependencies, used where the "
                              "interpreter lacks them")
     parser.add_argument("--ours", type=Path, default=None,
-                        help="gpu_train_check.py --json output (default: measure fp32 here)")
-    parser.add_argument("--tiny", action="store_true", default=check_device == "cpu",
-                        help="gpu_train_check's tiny model and data (CPU; the default when "
-                             "GPU_CHECK_DEVICE=cpu)")
-    parser.add_argument("--device", default=check_device or "auto",
+                        help="train_speed.py --json output (default: measure fp32 here)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="train_speed's tiny model and data (CPU)")
+    parser.add_argument("--device", default="auto",
                         help="our trainer's device when measured here: auto | cpu | cuda "
                              "(the published one takes GPU 0 when there is one)")
     parser.add_argument("--time-box", type=float, default=None,
@@ -311,7 +307,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "400, tiny 8)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the data and the published run (default: a "
-                             "temporary one; gpu_train_check's --work reuses its data)")
+                             "temporary one; train_speed's --work reuses its data)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     return parser.parse_args(argv)
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Run here (with network to PyPI) before the device call: puts into .gpu_check/ (ignored
-# by git, named in the device call's carry) the wheels the GPU image lacks, a copy of the
-# reference vectors, and the published pixelNeRF code with the wheels its trainer needs
-# (tools/published_train_bench.py runs it beside ours), none of which travel with the
-# checkout.
+# Run here (with network to PyPI) before a GPU machine's run: puts into .gpu_check/ (ignored
+# by git; carry it to the machine) the Python packages a bare GPU image may lack (installed
+# there with `pip install --no-index --find-links .gpu_check/wheels ...`), and the published
+# pixelNeRF code with the wheels its trainer needs (benchmarks/published_train_bench.py runs
+# it beside ours). None of it is committed.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -20,8 +20,6 @@ download() {
 
 # jsonschema and its dependencies (the image has attrs).
 download .gpu_check/wheels jsonschema jsonschema-specifications referencing rpds-py
-rm -rf .gpu_check/reference
-cp -r "${PIXELNERF_REFERENCE_DIR:-../shared/reference}" .gpu_check/reference
 
 # The published code, as its repository has it (a bare mirror; never committed here).
 PUBLISHED_MIRROR=${PUBLISHED_MIRROR:-/work/.mirror/sxyu+pixel-nerf/repo}
@@ -34,8 +32,8 @@ else
     echo "published code: no git repository at $PUBLISHED_MIRROR (set PUBLISHED_MIRROR); not prepared"
 fi
 # What its train/train.py imports beyond torch, torchvision, numpy and imageio (the image
-# has those); they are used only where the image lacks them (tools/published_run.py).
-# Left out: opencv (cv2, about 50 MB: a stand-in in tools/published_run.py) and the
+# has those); they are used only where the image lacks them (benchmarks/published_run.py).
+# Left out: opencv (cv2, about 50 MB: a stand-in in benchmarks/published_run.py) and the
 # packages only its evaluation and mesh scripts import.
 #   pyhocon, pyparsing: its configuration files (HOCON) and pyhocon's parser;
 #   dotmap: the renderer's outputs;

@@ -1,7 +1,7 @@
 """Run the published pixelNeRF trainer (or any script) with fallbacks for what today's
 packages lack, without editing it:
 
-    python tools/published_run.py [--fallback-site DIR] SCRIPT [ARG ...]
+    python benchmarks/published_run.py [--fallback-site DIR] SCRIPT [ARG ...]
 
 ``main -> install_fallbacks -> runpy.run_path(SCRIPT)``. Everything here is a last resort,
 consulted only when the interpreter's own packages do not have a module:

@@ -1,8 +1,11 @@
 """Training speed on a GPU: steps/s and validation PSNR in fp32, TF32 and bf16 at the
 published sn64 model size, and the steps/s of data-parallel training (DDP).
 
-    python tools/gpu_train_check.py              # a GPU machine: under 2 minutes
-    python tools/gpu_train_check.py --tiny       # a tiny model on the CPU (CI)
+    python benchmarks/train_speed.py              # a GPU machine: under 2 minutes
+    python benchmarks/train_speed.py --tiny       # a tiny model on the CPU
+
+tests/gpu/test_training.py runs it on a GPU (``make test-gpu``), tests/unit/test_train_speed.py
+with ``--tiny`` on the CPU.
 
 ``main -> prepare (synthesize) -> measure per precision -> measure_ddp (torchrun of this
 file with --worker) -> print_table``. The data are the procedural demo objects at 64 x 64
@@ -43,7 +46,7 @@ from pixelnerf.train.objective import tf32_matmul
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SN64 = PROJECT_ROOT / "config/experiments/sn64.yaml"
 DATASET_DIR = "check"
-RESULT = "gpu_train_check result: "  # the line a --worker rank 0 prints
+RESULT = "train_speed result: "  # the line a --worker rank 0 prints
 PRECISIONS = {"fp32": {"bf16": False, "tf32": False},
               "tf32": {"bf16": False, "tf32": True},
               "bf16": {"bf16": True, "tf32": False}}
@@ -79,7 +82,7 @@ def experiment(tiny: bool, steps: int, precision: str) -> dict[str, Any]:
         train.update(TINY_MODEL["batch"])
     train.update(weights="train", steps=steps, val_every=steps, vis_every=0,
                  checkpoint_every=steps, val_objects=2, **PRECISIONS[precision])
-    return {"name": "gpu_train_check",
+    return {"name": "train_speed",
             "dataset": {"format": "dvr", "dir": DATASET_DIR, "list_prefix": "softras_",
                         "image_size": None},
             "model": model, "renderer": renderer, "train": train}
@@ -170,13 +173,8 @@ def print_table(rows: list[dict[str, Any]], device: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="steps/s and validation PSNR of training per precision, and DDP steps/s")
-    # The prepared GPU check (tools/gpu_check.sh) says its device in GPU_CHECK_DEVICE; its
-    # CPU dry run wants the tiny sizes.
-    check_device = os.environ.get("GPU_CHECK_DEVICE")
-    parser.add_argument("--tiny", action="store_true", default=check_device == "cpu",
-                        help="a tiny model (CPU, CI; the default when GPU_CHECK_DEVICE=cpu)")
-    parser.add_argument("--device", default=check_device or "auto",
-                        help="auto | cpu | cuda (default: GPU_CHECK_DEVICE, else auto)")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model (CPU)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the synthesized data (default: a temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
@@ -223,5 +221,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except PipelineError as exc:
-        print(f"gpu_train_check: error: {exc}", file=sys.stderr)
+        print(f"train_speed: error: {exc}", file=sys.stderr)
         sys.exit(2)

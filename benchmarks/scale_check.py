@@ -7,7 +7,7 @@ is left is listing, skip checks, PNG and done.json writes, manifests), the resum
 command (every object skipped), the metrics step's done.json scan and render-file checks, and
 the table's reduction of N rows. Prints one Markdown row per N with microseconds per object.
 
-    OMP_NUM_THREADS=1 python tools/scale_check.py --sizes 1000 2000 4000 8762 --work /tmp/scale
+    OMP_NUM_THREADS=1 python benchmarks/scale_check.py --sizes 1000 2000 4000 8762 --work /tmp/scale
 """
 
 from __future__ import annotations

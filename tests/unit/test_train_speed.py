@@ -1,4 +1,4 @@
-"""tools/gpu_train_check.py with --tiny on the CPU: every row of its table is measured."""
+"""benchmarks/train_speed.py with --tiny on the CPU: every row of its table is measured."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import math
 import torch
 from helpers import PROJECT_ROOT
 
-TOOL = PROJECT_ROOT / "tools" / "gpu_train_check.py"
+TOOL = PROJECT_ROOT / "benchmarks" / "train_speed.py"
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("gpu_train_check", TOOL)
+    spec = importlib.util.spec_from_file_location("train_speed", TOOL)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
