@@ -1,4 +1,5 @@
-# Entry points (see README): `make demo`, `make test`, `make test-fast`, `make lint`.
+# Entry points (see README): `make demo`, `make test`, `make test-fast`, `make lint`; on a
+# machine with a CUDA device, `make test-gpu` and `make gpu-check`.
 # Each creates or reuses the virtual environment in $(VENV); the install is redone only when
 # pyproject.toml changes, so a second run starts in seconds.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -6,10 +7,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pixelnerf-installed
 CORES ?= 2
+SHELL := bash
 # The rules call `pixelnerf`; the venv's bin on PATH makes it (and snakemake) found.
 RUN := PATH="$(abspath $(BIN)):$$PATH"
+GPU_CHECK_LOG ?= results/gpu-check.log
 
-.PHONY: demo test test-fast lint install clean-results
+.PHONY: demo test test-fast test-gpu gpu-check lint install clean-results
 
 install: $(STAMP)
 
@@ -35,6 +38,21 @@ test: lint
 # Everything but the tests that run the real workflow or a cluster (minutes each).
 test-fast: $(STAMP)
 	$(RUN) python -m pytest -m "not workflow and not cluster"
+
+# The tests that need a CUDA device (tests/gpu and the CUDA cases of the parity tests); left
+# out of every other target. Without CUDA they stop at once and fail, saying so.
+test-gpu: $(STAMP)
+	$(RUN) python -m pytest -m gpu
+
+# Everything measured on one GPU (under 8 minutes): the GPU tests, which print what they
+# measure, then the rendering bench at the published sn64 size; all of it into $(GPU_CHECK_LOG).
+gpu-check: $(STAMP)
+	mkdir -p $(dir $(GPU_CHECK_LOG))
+	{ $(RUN) python -m pytest -m gpu -s; tests=$$?; \
+	  $(RUN) pixelnerf bench --config config/experiments/sn64.yaml --device cuda; bench=$$?; \
+	  echo "gpu-check: tests exit $$tests, bench exit $$bench"; \
+	  [ $$tests -eq 0 ] && [ $$bench -eq 0 ]; } 2>&1 | tee $(GPU_CHECK_LOG); \
+	exit $${PIPESTATUS[0]}
 
 clean-results:
 	rm -rf results .snakemake

@@ -1,27 +1,30 @@
 """Shared fixtures (where the reference vectors live, the project root) and the markers.
 
 Each test folder holds one kind of test, and its tests carry that kind's marker (registered
-in pyproject.toml): `unit`, `parity`, `workflow` (the real Snakemake CLI) and `cluster` (a
-real SLURM cluster). `make test-fast` runs `-m "not workflow and not cluster"`.
+in pyproject.toml): `unit`, `parity`, `workflow` (the real Snakemake CLI), `cluster` (a
+real SLURM cluster) and `gpu` (a CUDA device). `make test-fast` runs `-m "not workflow and
+not cluster"`. The `gpu` tests (tests/gpu, and the CUDA cases of other tests, marked `gpu`
+where they are parametrized) run only where `-m` names the marker: `make test-gpu` runs
+`-m gpu`, which stops at once, in one line, where there is no CUDA device.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from helpers import PROJECT_ROOT
 
 TESTS = Path(__file__).resolve().parent
-KINDS = ("unit", "parity", "workflow", "cluster")
+KINDS = ("unit", "parity", "workflow", "cluster", "gpu")
+GPU = "gpu"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--no-slurm",
         action="store_true",
-        help="skip tests/cluster (a real one-node SLURM cluster: root, minutes); CI runs it",
+        help="skip tests/cluster's cluster run (a real one-node SLURM cluster: root, minutes)",
     )
 
 
@@ -34,19 +37,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if kind not in KINDS:
             raise pytest.UsageError(f"{relative}: a test file belongs in one of tests/{KINDS}")
         item.add_marker(getattr(pytest.mark, kind))
+    if GPU not in (config.option.markexpr or ""):
+        kept = [item for item in items if item.get_closest_marker(GPU) is None]
+        if len(kept) < len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+            items[:] = kept
 
 
-def reference_dir() -> Path:
-    """The reference set: $PIXELNERF_REFERENCE_DIR, default ../shared/reference."""
-    configured = os.environ.get("PIXELNERF_REFERENCE_DIR")
-    return Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "reference"
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A run with GPU tests and no CUDA device stops before running anything."""
+    if session.config.option.collectonly:
+        return
+    if any(item.get_closest_marker(GPU) for item in session.items):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(
+                "no CUDA device is present: the gpu tests (make test-gpu) need one")
 
 
 @pytest.fixture(scope="session")
 def reference_root() -> Path:
+    from helpers.reference import REFERENCE_DIR_VARIABLE, reference_dir
+
     root = reference_dir()
     if not root.is_dir():
-        pytest.fail(f"reference directory {root} is missing (set PIXELNERF_REFERENCE_DIR)")
+        pytest.fail(f"reference directory {root} is missing (check {REFERENCE_DIR_VARIABLE})")
     return root
 
 

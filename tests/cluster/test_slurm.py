@@ -3,8 +3,9 @@
 `tests/cluster/slurm/cluster.py`, with a render job cancelled (`scancel`) and one killed at its time
 limit (TIMEOUT) and resubmitted with more time by the profile's retries.
 
-Needs root and the software of `tests/cluster/slurm/install.sh`; a few minutes on 2 cores. Skip it
-locally with `pytest --no-slurm` (CI runs it).
+Needs root and the software of `tests/cluster/slurm/install.sh`; about 12 minutes on 2 cores.
+Where that software is absent the test is skipped with a one-line reason, except under
+`CI=true` (`.ci/run` installs it), where its absence fails; `pytest --no-slurm` skips it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from helpers.workflow import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from cluster import Cluster, ClusterSettings, missing_programs  # noqa: E402
+from cluster import Cluster, ClusterSettings, absence_verdict, missing_programs  # noqa: E402
 
 BASE_PROFILE = PROJECT_ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 TEST_LAYER = PROJECT_ROOT / "workflow" / "profiles" / "slurm-test" / "config.yaml"
@@ -102,11 +103,12 @@ def test_slurm_test_layer_restates_every_rule_of_the_base_profile_without_gpus()
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if request.config.getoption("no_slurm", default=False):
         pytest.skip("SLURM cluster test skipped (--no-slurm); CI runs it")
-    missing = missing_programs()
-    if missing:
-        pytest.fail(f"the SLURM test needs {', '.join(missing)}: run "
-                    "tests/cluster/slurm/install.sh as root first (or pass --no-slurm to skip "
-                    "it locally)")
+    verdict = absence_verdict(missing_programs(), os.environ)
+    if verdict is not None:
+        fails, reason = verdict
+        if fails:
+            pytest.fail(reason)
+        pytest.skip(reason)
     if os.geteuid() != 0:
         pytest.fail("the SLURM test starts slurmd and must run as root (or pass --no-slurm)")
     # Not under pytest's tmp folder: munged wants its socket's folders open to all users.

@@ -8,19 +8,32 @@ the same rule the reference vectors were computed with, so no weights file is ne
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from helpers import PROJECT_ROOT
 from pixelnerf.model import PixelNeRF
+
+# The set kept with the tests; the variable points them at another set in the same layout.
+FIXTURE_REFERENCE = PROJECT_ROOT / "tests" / "fixtures" / "reference"
+REFERENCE_DIR_VARIABLE = "PIXELNERF_REFERENCE_DIR"
 
 LIN_OUT_GAIN = 40.0
 # Network outputs against the published ones, fp32 (every parity test of the network).
 NETWORK_ATOL = 1e-4
-# Parity runs wherever a device is present; CUDA joins when the machine has one.
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# Parity on the CPU in every run, on CUDA in the GPU runs (`make test-gpu`).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+def reference_dir() -> Path:
+    """The reference set: ``$PIXELNERF_REFERENCE_DIR`` when set, else tests/fixtures/reference."""
+    configured = os.environ.get(REFERENCE_DIR_VARIABLE)
+    return Path(configured) if configured else FIXTURE_REFERENCE
 
 
 def load_vectors(root: Path) -> dict[str, np.ndarray]:

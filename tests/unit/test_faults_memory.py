@@ -26,7 +26,7 @@ from pixelnerf.render.memory import (
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 SYNTH = {"categories": ["chair"], "train_objects": 1, "val_objects": 0, "test_objects": 2,
-         "views": 3, "image_size": 16}
+         "views": 3, "image_size": 8}
 FITS = 300  # points a network call the injected device holds
 
 

@@ -16,7 +16,7 @@ from pixelnerf.train import distributed
 from pixelnerf.train.checkpoint import STATE, Checkpointer
 from pixelnerf.train.divergence import check_step
 
-STEPS, EVERY, BAD_STEP = 24, 8, 19  # the fault hits between the 2nd and 3rd checkpoint
+STEPS, EVERY, BAD_STEP = 6, 2, 5  # the fault hits between the 2nd and 3rd checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
-"""tools/published_train_bench.py against a fake published trainer (a script of this test
+"""benchmarks/published_train_bench.py against a fake published trainer (a script of this test
 printing step lines in the published format): the subprocess, its time box and stop, the
-parsing of its step lines and the steps/s arithmetic; and tools/published_run.py's
+parsing of its step lines and the steps/s arithmetic; and benchmarks/published_run.py's
 fallbacks."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from helpers import PROJECT_ROOT
 
 from pixelnerf.errors import PipelineError
 
-TOOLS = PROJECT_ROOT / "tools"
+BENCHMARKS = PROJECT_ROOT / "benchmarks"
 STEP_SLEEP_S = 0.02
 # What the published Trainer.start prints (a step line, its evaluation line), with a child
 # process standing in for its DataLoader workers; FAKE_MODE varies the ending.
@@ -46,7 +46,7 @@ for step in range(10**6):
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(TOOLS))
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
     import published_train_bench
 
     return published_train_bench
@@ -196,7 +196,7 @@ def test_the_launcher_falls_back_only_for_what_is_missing(tmp_path):
         "                  'value': only_in_the_fallback_site.VALUE,\n"
         "                  'shape': list(coloured.shape), 'dtype': str(coloured.dtype),\n"
         "                  'hue': callable(F_t.adjust_hue)}))\n")
-    done = subprocess.run([sys.executable, str(TOOLS / "published_run.py"), "--fallback-site",
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "published_run.py"), "--fallback-site",
                            str(site), str(script), "-n", "x"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr

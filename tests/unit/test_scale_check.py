@@ -1,4 +1,4 @@
-"""The bookkeeping check of tools/scale_check.py, small: 300 objects over 8 shards; the
+"""The bookkeeping check of benchmarks/scale_check.py, small: 300 objects over 8 shards; the
 resume skips every finished object without rendering any."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_a_resume_over_eight_shards_renders_nothing(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.syspath_prepend(str(TOOLS))
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
     import scale_check
 
     (figures,) = scale_check.main(["--sizes", "300", "--views", "2", "--work", str(tmp_path)])

@@ -91,6 +91,19 @@ def missing_programs() -> list[str]:
     return missing
 
 
+def absence_verdict(missing: Sequence[str], environ: Mapping[str, str]) -> tuple[bool, str] | None:
+    """What the SLURM test does where ``missing`` programs are absent: None when none is;
+    else (whether it fails, its one-line reason). It fails under ``CI=true`` (the CI script
+    installs the programs, so their absence there is a broken install) and is skipped
+    elsewhere, never counted as passed."""
+    if not missing:
+        return None
+    named = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    reason = (f"SLURM test not run, {len(missing)} programs not installed ({named}): run "
+              f"tests/cluster/slurm/install.sh as root, then pytest tests/cluster as root")
+    return environ.get("CI", "").strip().lower() == "true", reason
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` distinct TCP ports free on 127.0.0.1 right now."""
     sockets = []
