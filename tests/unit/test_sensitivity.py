@@ -301,3 +301,46 @@ def test_first_object_cameras_render_the_first_object_unchanged(tmp_path: Path) 
                              torch.device("cpu"), options, variants=[first_variant])
     assert (row.choice, row.variant, row.n_objects, row.n_views) == \
         ("cameras", "first_object", 2, "1")
+
+
+def test_precision_variant_is_built_and_renders_in_bf16(tmp_path: Path) -> None:
+    """The bf16 variant's model and renderer come from a plan in bf16 (as the render step
+    builds them), and its renders of the tiny untrained demo differ from the fp32 ones."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from helpers.demo import tiny_synth
+    from helpers.untrained import untrained_work
+
+    from pixelnerf.config import load_experiment
+    from pixelnerf.eval.inference import item_lookup, object_ids_of, open_split
+    from pixelnerf.eval.render import RenderJob
+    from pixelnerf.eval.sensitivity.rerender import (
+        SampledObject,
+        render_views,
+        variant_inference,
+    )
+
+    work = untrained_work(tmp_path, tiny_synth(train_objects=0, val_objects=0))
+    experiment = load_experiment(work / "demo.yaml")
+    job = RenderJob.of_experiment(experiment, work / "data", work / "model.pt",
+                                  work / "render")
+    dataset = open_split(job.dataset, job.data_root, "test")
+    object_id = object_ids_of(dataset)[0]
+    item = item_lookup(dataset)(object_id)
+    cpu = torch.device("cpu")
+    reference = choices.reference_variant(experiment["renderer"], job.eval)
+    bf16 = choices.precision_variant(experiment["renderer"], job.eval, "fp32")
+    lines: list[str] = []
+    built = [variant_inference(job, variant, cpu, lines.append) for variant in (reference, bf16)]
+    assert [inference.plan.precision for inference in built] == ["fp32", "bf16"]
+    assert "bf16" in lines[1] and "bf16" not in lines[0]
+
+    selection = Protocol.from_config(job.eval).select("1v", object_id,
+                                                      int(item["images"].shape[0]))
+    sampled = SampledObject(object_id, 0, str(item["category"]), selection.targets[:1])
+    fp32_images, bf16_images = [
+        render_views(inference.model, inference.renderer, job, variant, "1v", item, sampled,
+                     None, cpu).images
+        for inference, variant in zip(built, (reference, bf16), strict=True)]
+    assert not np.array_equal(fp32_images, bf16_images)
