@@ -263,7 +263,7 @@ def build_sensitivity(experiment: Mapping[str, Any], job: RenderJob, rows: Seque
     dataset = open_split(job.dataset, job.data_root, job.eval.split, job.eval.scale)
     lookup = item_lookup(dataset)
     batch = job.eval.lpips_batch_size
-    table = SensitivityTable(str(experiment.get("name")), [], options.resamples, options.seed,
+    table = SensitivityTable(str(experiment["name"]), [], options.resamples, options.seed,
                              options.confidence)
     for setting in sorted({row.setting for row in ours}, key=natural_key):
         members = [row for row in ours if row.setting == setting]
