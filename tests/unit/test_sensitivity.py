@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -28,6 +29,7 @@ from pixelnerf.eval.sensitivity.build import (
 )
 from pixelnerf.eval.sensitivity.lpips_seam import default_lpips_models, lpips_mean
 from pixelnerf.eval.sensitivity.rerender import sample_plan
+from pixelnerf.eval.sensitivity.rescore import rescore
 from pixelnerf.eval.sensitivity.scoring import ssim_gaussian
 from pixelnerf.eval.sensitivity.table import SensitivityTable, csv_text, markdown
 from pixelnerf.eval.tables import build_table, table_csv_text
@@ -187,6 +189,13 @@ def test_rescored_rows_change_only_their_metric(tmp_path: Path) -> None:
     assert ssim_row.values["psnr"] == 20.0 and ssim_row.effects["psnr"].mean == 0.0
     for lpips_row in out[1:]:
         assert lpips_row.values["lpips"] is None and "weights absent" in lpips_row.note
+
+    # rows whose LPIPS came from a trunk: the variants without a model drop both
+    scored = [dataclasses.replace(row, lpips=0.3, lpips_trunk="torchvision-file") for row in rows]
+    per_variant = rescore(scored, tmp_path, items.__getitem__, choices.RESCORE_VARIANTS[1:],
+                          models, 8)
+    assert all(row.lpips is None and row.lpips_trunk is None
+               for variant_rows in per_variant for row in variant_rows)
 
 
 class _Listing:
