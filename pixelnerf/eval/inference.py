@@ -8,6 +8,7 @@ all of them run the network the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pixelnerf.config import build
+from pixelnerf.data.config import DatasetConfig
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.protocol import ViewSelection
 from pixelnerf.model.plan import DEFAULT_PLAN, InferencePlan
@@ -178,36 +181,27 @@ def render_view_passes(
                       torch.cat(coarse).reshape(*shape, 3))
 
 
-def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, split: str,
-               scale: float = 1.0):
-    """Split ``split`` of the experiment's dataset (its ``dataset`` section) under
-    ``data_root``, as ``pixelnerf.data.open_dataset`` opens it.
+def open_split(dataset_config: DatasetConfig | Mapping[str, Any], data_root: str | os.PathLike,
+               split: str, scale: float = 1.0):
+    """Split ``split`` of the experiment's dataset (its ``dataset`` section, typed or as the
+    experiment file gives it) under ``data_root``, as :meth:`DatasetConfig.open` opens it.
 
     ``scale`` (``eval.scale``, the published ``--scale``): images resized by area to
     ``floor(scale * size)`` (of ``dataset.image_size``, else of the split's first object),
     focal and principal point scaled with them by the readers.
     """
-    from pixelnerf.data import open_dataset
-
+    config = (dataset_config if isinstance(dataset_config, DatasetConfig)
+              else build(DatasetConfig, dataset_config, "dataset"))
     data_root = Path(data_root)
-    root = data_root / dataset_config["dir"]
+    root = data_root / config.dir
     if not data_root.is_dir():
         raise PipelineError(f"data root {data_root} does not exist")
     if not root.exists():
         raise PipelineError(f"dataset folder {root} does not exist (dataset.dir)")
-    options = {}
-    if dataset_config.get("list_prefix") is not None:
-        options["list_prefix"] = dataset_config["list_prefix"]
-    image_size = dataset_config.get("image_size")
-    dataset = open_dataset(
-        dataset_config["format"],
-        str(root),
-        split,
-        image_size=tuple(image_size) if image_size else None,
-        **options,
-    )
+    dataset = config.open(data_root, split)
     if scale == 1.0:
         return dataset
+    image_size = config.image_size
     if not image_size:
         if len(dataset) == 0:
             return dataset
@@ -215,8 +209,7 @@ def open_split(dataset_config: Mapping[str, Any], data_root: str | os.PathLike, 
     scaled = tuple(int(side * scale) for side in image_size)
     if min(scaled) < 1:
         raise PipelineError(f"eval.scale {scale} leaves images of {image_size} without pixels")
-    return open_dataset(dataset_config["format"], str(root), split, image_size=scaled,
-                        **options)
+    return dataclasses.replace(config, image_size=scaled).open(data_root, split)
 
 
 def view_count(dataset: Any, index: int) -> int:

@@ -37,7 +37,7 @@ from pixelnerf.eval.inference import (
     Cameras,
     ViewPasses,
     device_label,
-    load_model,
+    load_inference,
     object_ids_of,
     open_split,
     render_view_passes,
@@ -183,9 +183,6 @@ def render_shard(
     """
     from tqdm import tqdm
 
-    import pixelnerf.render as R
-    from pixelnerf.render.plan import resolve_plan
-
     protocol = Protocol.from_config(job.eval)
     protocol.rule(setting)  # an unknown setting fails before any work
     split = job.eval.render_split(approx)
@@ -215,10 +212,8 @@ def render_shard(
           "to render", flush=True)
     finished: list[float] = []
     if todo:
-        inference = resolve_plan(job.renderer, device, job.model)  # once for the job
-        print(inference.line(), flush=True)
-        model = load_model(job.model, job.checkpoint, device, inference)
-        renderer = R.Renderer.from_config(job.renderer, inference).eval()
+        inference = load_inference(job.model, job.renderer, job.checkpoint, device)
+        model, renderer = inference.model, inference.renderer
         extras = job.eval.outputs.depth or job.eval.outputs.coarse
         objects = prefetched(todo, lambda plan: dataset[index_of[plan.object_id]])
         bar = tqdm(objects, total=len(todo), desc=f"render {setting} shard {shard}/{shards}",
@@ -232,7 +227,7 @@ def render_shard(
                 folder = records.object_dir(job.out_root, setting, plan.object_id)
                 writer.submit(functools.partial(finish_object, job, plan, folder, item,
                                                 cameras, HostPasses.start(passes), started,
-                                                device, finished, inference.record()))
+                                                device, finished, inference.plan.record()))
         bar.close()
     print(f"render: {setting} shard {shard} of {shards}: {len(todo)} objects rendered, "
           f"{len(mine) - len(todo)} already done{steady_rate(finished)}")

@@ -3,7 +3,8 @@ files, each with its published default and a one-line description.
 
 ModelConfig.from_mapping -> EncoderConfig, GlobalEncoderConfig, CodeConfig, MLPConfig (each
 ``from_mapping``). Keys, types and ranges are checked by the experiment schema; here only
-what it cannot say (and unknown keys, for mappings that never met the schema).
+what it cannot say (:func:`pixelnerf.config.build` refuses unknown keys too, for mappings
+that never met the schema).
 """
 
 from __future__ import annotations
@@ -11,26 +12,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-from pixelnerf.config import setting
+from pixelnerf.config import build, setting
 from pixelnerf.errors import PipelineError
 
-C = TypeVar("C")
-
-
-def typed_section(cls: type[C], data: Mapping[str, Any] | None, origin: str,
-                  nested: Mapping[str, Any] | None = None) -> C:
-    """``cls`` from a mapping: unknown keys are one error line naming ``origin``; lists
-    become tuples; ``nested`` holds fields already converted by the caller."""
-    data = dict(data or {})
-    names = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise PipelineError(f"{origin}: unknown key(s) {', '.join(unknown)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    values.update(nested or {})
-    return cls(**values)
+# ``mlp_fine: {type: empty}``: no fine MLP (the coarse one serves), as published
+NO_MLP = "empty"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +37,7 @@ class EncoderConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> EncoderConfig:
-        return typed_section(cls, data, "model.encoder")
+        return build(cls, data, "model.encoder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +50,7 @@ class GlobalEncoderConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> GlobalEncoderConfig:
-        return typed_section(cls, data, "model.global_encoder")
+        return build(cls, data, "model.global_encoder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +63,7 @@ class CodeConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> CodeConfig:
-        return typed_section(cls, data, "model.code")
+        return build(cls, data, "model.code")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +86,7 @@ class MLPConfig:
         """The typed section of a ``model.mlp_*`` mapping (an MLPConfig: itself)."""
         if isinstance(data, MLPConfig):
             return data
-        return typed_section(cls, data, "model.mlp_*")
+        return build(cls, data, "model.mlp_*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,18 +118,13 @@ class ModelConfig:
             return data
         data = dict(data or {})
         fine = data.get("mlp_fine")
-        nested = {
-            "code": CodeConfig.from_mapping(data.get("code")),
-            "encoder": EncoderConfig.from_mapping(data.get("encoder")),
-            "global_encoder": GlobalEncoderConfig.from_mapping(data.get("global_encoder")),
-            "mlp_coarse": MLPConfig.from_mapping(data.get("mlp_coarse")),
-            "mlp_fine": (None if fine is None or dict(fine).get("type") == "empty"
-                         else MLPConfig.from_mapping(fine)),
-        }
-        config = typed_section(cls, data, "model", nested)
-        if not config.use_encoder:
-            raise PipelineError("model.use_encoder = false is not supported")
-        return config
+        if isinstance(fine, Mapping) and fine.get("type") == NO_MLP:
+            del data["mlp_fine"]
+        return build(cls, data, "model")
+
+    def check(self, origin: str) -> None:
+        if not self.use_encoder:
+            raise PipelineError(f"{origin}.use_encoder = false is not supported")
 
     def mlps(self) -> tuple[MLPConfig, ...]:
         """The configured MLPs: the coarse one, then the fine one where there is one."""

@@ -11,9 +11,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from pixelnerf.config import setting
+from pixelnerf.config import build, setting
 from pixelnerf.errors import PipelineError
-from pixelnerf.model.config import typed_section
 from pixelnerf.model.plan import KERNELS
 
 PRECISION_SETTINGS = ("fp32", "tf32", "bf16", "auto")
@@ -47,24 +46,28 @@ class RendererConfig:
         "(one padded call size, autotuned matmuls) or false")
     mlp_kernel: str = setting(
         "auto", "MLP evaluation at inference: torch (fused eager), published (the published "
-        "graph), triton, triton-persistent (fused Triton GEMMs), or auto = torch (no GPU "
-        "measurement shows Triton faster)")
+        "graph), triton, triton-persistent (fused Triton GEMMs; an error where they cannot "
+        "run or fail their self-check), or auto = torch on every device (no GPU measurement "
+        "has shown Triton faster)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | RendererConfig | None) -> RendererConfig:
         """The typed section of a ``renderer`` mapping (a RendererConfig: itself)."""
         if isinstance(data, RendererConfig):
             return data
-        config = typed_section(cls, data, "renderer")
-        if config.n_fine_depth > config.n_fine:
-            raise PipelineError("renderer.n_fine_depth cannot exceed renderer.n_fine")
+        return build(cls, data, "renderer")
+
+    def check(self, origin: str) -> None:
+        """What the schema cannot say (one key against another), and the allowed values
+        for mappings that never met the schema."""
+        if self.n_fine_depth > self.n_fine:
+            raise PipelineError(f"{origin}.n_fine_depth cannot exceed {origin}.n_fine")
         for key, allowed in (("precision", PRECISION_SETTINGS),
                              ("mlp_kernel", MLP_KERNEL_SETTINGS),
                              ("compile", COMPILE_SETTINGS),
                              ("fold_latent", (True, False, "auto"))):
-            value = getattr(config, key)
+            value = getattr(self, key)
             if not any(value is choice or (isinstance(value, str) and value == choice)
                        for choice in allowed):
                 choices = ", ".join(str(choice).lower() for choice in allowed)
-                raise PipelineError(f"renderer.{key} must be one of {choices}, not {value!r}")
-        return config
+                raise PipelineError(f"{origin}.{key} must be one of {choices}, not {value!r}")

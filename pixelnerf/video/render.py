@@ -122,7 +122,7 @@ def render_object_video(
     if object_id not in ids:
         shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
         raise PipelineError(f"object {object_id!r} is not in split {split} of "
-                            f"{experiment.get('name')} ({len(ids)} objects: {shown})")
+                            f"{experiment['name']} ({len(ids)} objects: {shown})")
     item = dataset[ids.index(object_id)]
     images = torch.as_tensor(item["images"])
     cameras = Cameras.of_item(item)

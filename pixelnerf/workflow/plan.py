@@ -33,6 +33,10 @@ FORBIDDEN_IN_PATHS = (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "
 SYNTH_SOURCE = "synth-demo"
 # The one dataset format whose unseen-category split lists the workflow writes itself.
 SPLIT_FORMAT = "dvr_gen"
+# `lpips_weights: download`: the download stage fetches the LPIPS trunks.
+LPIPS_DOWNLOAD = "download"
+# The LPIPS networks of the sensitivity step's variants (the metrics step scores with VGG).
+LPIPS_NETS = ("vgg", "alex")
 
 # The experiment file is a param, not an input: a stage reruns when the config sections it
 # reads change (Snakemake's params trigger), not on every edit of the file.
@@ -229,9 +233,41 @@ class Plan:
             "processes": lambda wildcards: self.train_gpus(wildcards.exp),
         }
 
-    def lpips_option(self) -> list[str]:
+    # ------------------------------------------------------------------------- LPIPS
+
+    def fetches_lpips(self, exp: str) -> bool:
+        """Whether the download stage fetches the LPIPS trunks before ``exp`` is scored:
+        `lpips_weights: download`, or (null) where ``exp``'s dataset is itself downloaded,
+        the network being needed there anyway. The demo's synthesized data and data used in
+        place never need it: the trunk is then found locally (docs/lpips.md)."""
         weights = self.config.lpips_weights
-        return ["--lpips-weights", weights] if weights else []
+        if weights == LPIPS_DOWNLOAD:
+            return True
+        if weights is not None:
+            return False
+        source = self.dataset(exp).source
+        return source != SYNTH_SOURCE and source not in self.in_place
+
+    def lpips_trunks(self, exp: str, nets: tuple[str, ...] = ("vgg",)) -> list[str]:
+        """What a job scoring ``exp`` with the LPIPS networks ``nets`` waits for: the trunks'
+        downloads where :meth:`fetches_lpips` says so (a trunk source used `in_place` is
+        found where it lies), else nothing."""
+        from pixelnerf.eval.lpips_trunk import trunk_spec
+
+        if not self.fetches_lpips(exp):
+            return []
+        sources = [trunk_spec(net).source for net in nets]
+        return [self.download_marker(s) for s in sources if s not in self.in_place]
+
+    def lpips_options(self) -> list[str]:
+        """The LPIPS arguments of the metrics and sensitivity commands, a list so that each
+        is quoted on its own: where the downloads and the converted trunk lie, and the
+        configured file."""
+        options = ["--checkpoints-root", self.checkpoints, "--sources", self.sources_file]
+        weights = self.config.lpips_weights
+        if weights is not None and weights != LPIPS_DOWNLOAD:
+            options += ["--lpips-weights", weights]
+        return options
 
     # ------------------------------------------------------------------------- data
 

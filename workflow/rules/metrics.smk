@@ -5,6 +5,7 @@ rule metrics:
     input:
         manifest=f"{RESULTS}/{{exp}}/render/{{setting}}/shard-{{k}}-of-{{K}}.json",
         data=get_dataset_ready,
+        lpips=get_lpips_trunk,
     output:
         csv=f"{RESULTS}/{{exp}}/metrics/{{setting}}/shard-{{k}}-of-{{K}}.csv",
     log:
@@ -16,7 +17,7 @@ rule metrics:
         digest=config_digest("metrics"),
         data=DATA,
         renders=lambda wildcards: f"{RESULTS}/{wildcards.exp}/render",
-        lpips=lpips_option(),
+        lpips=lpips_options(),
     threads: stage_threads("metrics")
     resources:
         **stage_resources("metrics"),
@@ -34,6 +35,7 @@ use rule metrics as approx_metrics with:
     input:
         manifest=f"{RESULTS}/{{exp}}/approx/render/{{setting}}/shard-{{k}}-of-{{K}}.json",
         data=get_dataset_ready,
+        lpips=get_lpips_trunk,
     output:
         csv=f"{RESULTS}/{{exp}}/approx/metrics/{{setting}}/shard-{{k}}-of-{{K}}.csv",
     log:

@@ -9,6 +9,7 @@ rule sensitivity:
         metrics=get_shard_metrics,
         weights=get_weights,
         data=get_dataset_ready,
+        lpips=get_lpips_trunks,
     output:
         csv=report(
             f"{RESULTS}/sensitivity/{{exp}}.csv",
@@ -34,7 +35,7 @@ rule sensitivity:
         data=DATA,
         checkpoint=lambda wildcards: checkpoint_path(wildcards.exp),
         renders=lambda wildcards: f"{RESULTS}/{wildcards.exp}/render",
-        lpips=lpips_option(),
+        lpips=lpips_options(),
     threads: stage_threads("render")
     resources:
         **stage_resources("render"),

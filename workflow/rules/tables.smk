@@ -69,7 +69,7 @@ rule provenance:
         "pixelnerf provenance --config {params.config:q} --experiment {wildcards.exp:q} "
         "--benchmarks {params.benchmarks:q} --table {params.table:q} "
         "--workflow-config {params.workflow_config:q} --device {resources.device:q} "
-        "--out {output.provenance:q} > {log:q} 2>&1"
+        "--metrics {input.metrics:q} --out {output.provenance:q} > {log:q} 2>&1"
 
 
 rule approx_summary:

@@ -114,11 +114,12 @@ def render_variants(experiment: Mapping[str, Any], job: RenderJob, setting: str,
                     source_count: int, device: torch.device,
                     options: SensitivityOptions) -> list[RenderVariant]:
     """The rendering choices, in table order."""
+    from pixelnerf.render.config import RendererConfig
     from pixelnerf.render.precision import resolve_precision
 
     renderer = experiment["renderer"]
     base = choices.reference_variant(renderer, job.eval)
-    resolved = resolve_precision(str(job.renderer.get("precision", "fp32")), device)
+    resolved = resolve_precision(RendererConfig.from_mapping(job.renderer).precision, device)
     variants = [
         RenderVariant("scoring_input", "float renders", base.renderer, base.eval,
                       score_float=True),
@@ -133,10 +134,10 @@ def render_variants(experiment: Mapping[str, Any], job: RenderJob, setting: str,
 
 @dataclass(frozen=True)
 class SampleContext:
-    """What every rendering variant of one view setting shares: the network, the sample,
-    its items, truths and reference PNGs (by object id), the first object's cameras."""
+    """What every rendering variant of one view setting shares: the job (its network's
+    checkpoint), the sample, its items, truths and reference PNGs (by object id), the first
+    object's cameras."""
 
-    model: torch.nn.Module
     job: RenderJob
     setting: str
     plan: Sequence[rerender.SampledObject]
@@ -153,12 +154,13 @@ def variant_scores(context: SampleContext,
                    variant: RenderVariant) -> tuple[list[Scores], list[Scores] | None, str]:
     """The variant's scores per sampled object; for ``score_float`` also those of the 8-bit
     images of the same renders (what it is paired with) and a note on the PNGs."""
-    from pixelnerf.render import Renderer
-
-    renderer = Renderer.from_config(dict(variant.renderer)).eval()
+    inference = rerender.variant_inference(
+        context.job, variant, context.device,
+        lambda line: print(f"sensitivity: {variant.choice} {variant.variant}: {line}",
+                           flush=True))
     scores, own_eight_bit, differing = [], [], 0
     for s in context.plan:
-        views = rerender.render_views(context.model, renderer, context.job, variant,
+        views = rerender.render_views(inference.model, inference.renderer, context.job, variant,
                                       context.setting, context.items[s.object_id], s,
                                       context.first, context.device)
         truths = context.truths[s.object_id]
@@ -186,7 +188,7 @@ def rerendered_rows(experiment: Mapping[str, Any], job: RenderJob, setting: str,
                     options: SensitivityOptions,
                     variants: Sequence[RenderVariant] | None = None) -> list[SensitivityRow]:
     """The rendering variants on the seeded sample, each beside the reference's PNGs."""
-    from pixelnerf.eval.inference import load_model, object_ids_of
+    from pixelnerf.eval.inference import object_ids_of
 
     index_of = {object_id: i for i, object_id in enumerate(object_ids_of(dataset))}
     by_id = {row.object_id: row for row in rows}
@@ -210,8 +212,8 @@ def rerendered_rows(experiment: Mapping[str, Any], job: RenderJob, setting: str,
                               models, batch_size) for s in plan]
     n_views = str(len(plan[0].views)) if len({len(s.views) for s in plan}) == 1 else "varies"
 
-    context = SampleContext(load_model(job.model, job.checkpoint, device), job, setting, plan,
-                            items, truths, pngs, first, device, models, batch_size)
+    context = SampleContext(job, setting, plan, items, truths, pngs, first, device, models,
+                            batch_size)
     out, draws = [], []
     for variant in variants:
         started, cpu = time.perf_counter(), time.process_time()
@@ -261,7 +263,7 @@ def build_sensitivity(experiment: Mapping[str, Any], job: RenderJob, rows: Seque
     dataset = open_split(job.dataset, job.data_root, job.eval.split, job.eval.scale)
     lookup = item_lookup(dataset)
     batch = job.eval.lpips_batch_size
-    table = SensitivityTable(str(experiment.get("name")), [], options.resamples, options.seed,
+    table = SensitivityTable(str(experiment["name"]), [], options.resamples, options.seed,
                              options.confidence)
     for setting in sorted({row.setting for row in ours}, key=natural_key):
         members = [row for row in ours if row.setting == setting]

@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pixelnerf.eval import metrics
 from pixelnerf.eval.coarse_samples import evaluation_renderer_config
 from pixelnerf.eval.config import EvalConfig
+from pixelnerf.eval.protocol import Protocol
 from pixelnerf.eval.sensitivity.scoring import Scoring
+from pixelnerf.render.config import RendererConfig
 
 DRAWS_GROUP = "source_views"
 # The published eval.py's floor of coarse samples, which is eval.min_coarse_samples' default.
@@ -32,7 +35,7 @@ RESCORE_VARIANTS = (
     RescoreVariant("ssim_window", "gaussian11x11_sigma1.5", Scoring(ssim_window="gaussian11"),
                    "ssim"),
     RescoreVariant("lpips_net", "alex", Scoring(lpips_net="alex"), "lpips"),
-    RescoreVariant("lpips_input", "[0..1]", Scoring(lpips_range="[0,1]"), "lpips"),
+    RescoreVariant("lpips_input", "[0..1]", Scoring(lpips_range=metrics.ZERO_ONE), "lpips"),
 )
 
 
@@ -65,8 +68,9 @@ def coarse_rule_variant(renderer: Mapping[str, Any], eval_config: EvalConfig) ->
                             dataclasses.replace(eval_config, min_coarse_samples=floor))
     reference = evaluation_renderer_config(renderer, eval_config.min_coarse_samples)
     if changed == reference:
-        variant = dataclasses.replace(variant, same=f"renderer.n_coarse {renderer.get('n_coarse')}"
-                                      " is not below the floor: the same renders")
+        n_coarse = RendererConfig.from_mapping(renderer).n_coarse
+        variant = dataclasses.replace(variant, same=f"renderer.n_coarse {n_coarse} is not "
+                                      "below the floor: the same renders")
     return variant
 
 
@@ -81,7 +85,7 @@ def precision_variant(renderer: Mapping[str, Any], eval_config: EvalConfig,
 
 def draw_seeds(eval_config: EvalConfig, setting: str, draws: int) -> list[int]:
     """``draws`` seeds of random source draws, none the setting's own seed."""
-    own = (eval_config.settings[setting].get("random") or {}).get("seed")
+    own = Protocol.from_config(eval_config).rule(setting).random_seed
     seeds, seed = [], 1
     while len(seeds) < draws:
         if seed != own:

@@ -1,19 +1,21 @@
 """Variants that change the rendering, on a seeded sample of objects and target views.
 
-Call chain: ``sample_plan -> variant_selection``; ``render_sample -> render_views``.
+Call chain: ``sample_plan -> variant_selection``; ``variant_inference``, then
+``render_views`` per sampled object.
 
 Each sampled object gets the same target views in every variant: drawn (seeded) among the
 views that are targets of the reference and of every variant (a source draw that takes a
 view makes it no target). The reference is scored on those views from its PNGs; each
 variant renders them through the render step's own functions (the evaluation renderer of a
-changed ``renderer`` section, the object's seed, its source views under the variant's
-protocol) and is scored the same way, on its 8-bit images as the render step writes them,
-or on the float renders for ``score_float``.
+changed ``renderer`` section, built with that section's inference plan as the render step
+builds it, so that a ``precision`` variant runs in its precision; the object's seed, its
+source views under the variant's protocol) and is scored the same way, on its 8-bit images
+as the render step writes them, or on the float renders for ``score_float``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +24,7 @@ import torch
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.approx import sample_views
-from pixelnerf.eval.inference import Cameras, to_uint8, view_count
+from pixelnerf.eval.inference import Cameras, Inference, load_inference, to_uint8, view_count
 from pixelnerf.eval.protocol import Protocol, ViewSelection, stable_seed
 from pixelnerf.eval.render import ObjectPlan, RenderJob, render_object
 from pixelnerf.eval.scoring import ground_truth_views
@@ -85,6 +87,13 @@ def sample_plan(objects: Sequence[tuple[str, int, str, Sequence[int]]],
         plan.append(SampledObject(object_id, index, category,
                                   sample_views(object_id, sorted(candidates), views, seed)))
     return plan
+
+
+def variant_inference(job: RenderJob, variant: RenderVariant, device: torch.device,
+                      announce: Callable[[str], None] | None = None) -> Inference:
+    """The model of ``job``'s checkpoint and the renderer of the variant's ``renderer``
+    section, built with the plan resolved from that section (``announce``: its one line)."""
+    return load_inference(job.model, variant.renderer, job.checkpoint, device, announce)
 
 
 def render_views(model: torch.nn.Module, renderer: Any, job: RenderJob, variant: RenderVariant,

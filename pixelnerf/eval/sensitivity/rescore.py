@@ -79,7 +79,8 @@ def rescore(rows: Sequence[ObjectRow], renders: str | os.PathLike, ground_truth:
             raise PipelineError(f"object {row.object_id}: {len(images.views)} rendered views, "
                                 f"{row.n_views} in its metrics row")
         scored = {v: rescore_row(row, images, v, models, batch_size) for v in active}
-        return [scored.get(v, dataclasses.replace(row, lpips=None)) for v in variants]
+        unscored = dataclasses.replace(row, lpips=None, lpips_trunk=None)
+        return [scored.get(v, unscored) for v in variants]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         per_object = list(pool.map(one, rows))
