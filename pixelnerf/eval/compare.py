@@ -37,7 +37,7 @@ from pixelnerf.eval.paired import (
     paired_summary,
 )
 from pixelnerf.eval.records import DONE_FILE
-from pixelnerf.eval.tables import CSV_DECIMALS, MD_DECIMALS, TOTAL, check_unique, natural_key
+from pixelnerf.eval.tables import MD_DECIMALS, TOTAL, check_unique, format_number, natural_key
 from pixelnerf.io import atomic_write_text
 
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -254,8 +254,12 @@ def comparison_columns() -> list[str]:
     return columns + ["resamples", "seed", "confidence"]
 
 
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.{CSV_DECIMALS}f}"
+
+def effect_cells(effect: PairedEffect | None) -> list[str]:
+    """The CSV cells ``d_<metric>, d_<metric>_lo, d_<metric>_hi`` of a paired difference."""
+    if effect is None:
+        return ["", "", ""]
+    return [format_number(effect.mean), format_number(effect.low), format_number(effect.high)]
 
 
 def comparison_csv_text(comparison: Comparison) -> str:
@@ -266,9 +270,8 @@ def comparison_csv_text(comparison: Comparison) -> str:
         cells: list[object] = [row.setting, row.label, row.n_objects]
         for metric in METRICS:
             effect = row.effects[metric]
-            cells += [_fmt(row.mean_a[metric]), _fmt(row.mean_b[metric])]
-            cells += ([_fmt(effect.mean), _fmt(effect.low), _fmt(effect.high)] if effect
-                      else ["", "", ""])
+            cells += [format_number(row.mean_a[metric]), format_number(row.mean_b[metric])]
+            cells += effect_cells(effect)
         cells += [comparison.resamples, comparison.seed, comparison.confidence]
         writer.writerow(cells)
     return buffer.getvalue()

@@ -307,7 +307,10 @@ def csv_columns(table: Table) -> list[str]:
     return columns
 
 
-def _fmt(value: float | None, decimals: int) -> str:
+def format_number(value: float | None, decimals: int = CSV_DECIMALS) -> str:
+    """A table cell: ``decimals`` places, empty for a missing value. Every CSV this package
+    writes uses it, so that a value shared by two files (the table's total and the
+    sensitivity's reference row) is the same text in both."""
     return "" if value is None else f"{value:.{decimals}f}"
 
 
@@ -318,11 +321,11 @@ def table_csv_text(table: Table) -> str:
     writer.writerow(csv_columns(table))
     for row in table.rows:
         cells = [row.label, row.n_objects]
-        cells += [_fmt(row.ours[m], CSV_DECIMALS) for m in METRICS]
+        cells += [format_number(row.ours[m], CSV_DECIMALS) for m in METRICS]
         cells.append(row.lpips_trunk)
         for metric in METRICS:
-            cells += [_fmt(row.paper.value(metric) if row.paper else None, CSV_DECIMALS),
-                      _fmt(row.diff(metric), CSV_DECIMALS)]
+            cells += [format_number(row.paper.value(metric) if row.paper else None, CSV_DECIMALS),
+                      format_number(row.diff(metric), CSV_DECIMALS)]
         paper = row.paper
         cells += ["" if paper is None or paper.n_objects is None else paper.n_objects,
                   paper.status if paper else "", paper.source if paper else ""]

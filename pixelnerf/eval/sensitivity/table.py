@@ -16,9 +16,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pixelnerf.eval.compare import effect_cells
 from pixelnerf.eval.metrics import METRICS
 from pixelnerf.eval.paired import PairedEffect
-from pixelnerf.eval.tables import CSV_DECIMALS, MD_DECIMALS
+from pixelnerf.eval.tables import MD_DECIMALS, format_number
 from pixelnerf.io import atomic_write_text
 
 REFERENCE = "reference"
@@ -58,10 +59,6 @@ def columns() -> list[str]:
     return out + ["resamples", "seed", "note"]
 
 
-def _fmt(value: float | None) -> str:
-    # the table's own format, so the reference row's values equal the table's total as text
-    return "" if value is None else f"{value:.{CSV_DECIMALS}f}"
-
 
 def csv_text(table: SensitivityTable) -> str:
     buffer = io.StringIO()
@@ -69,13 +66,12 @@ def csv_text(table: SensitivityTable) -> str:
     writer.writerow(columns())
     for row in table.rows:
         cells: list[object] = [row.choice, row.variant, row.setting, row.n_objects, row.n_views]
-        cells += [_fmt(row.values.get(m)) for m in METRICS]
-        cells += [_fmt(row.reference.get(m)) for m in METRICS]
+        cells += [format_number(row.values.get(m)) for m in METRICS]
+        cells += [format_number(row.reference.get(m)) for m in METRICS]
         for metric in METRICS:
             effect = row.effects.get(metric)
-            cells += ([_fmt(effect.mean), _fmt(effect.low), _fmt(effect.high)] if effect
-                      else ["", "", ""])
-        cells += [_fmt(row.spread.get(m)) for m in METRICS]
+            cells += effect_cells(effect)
+        cells += [format_number(row.spread.get(m)) for m in METRICS]
         cells += [table.resamples, table.seed, row.note]
         writer.writerow(cells)
     return buffer.getvalue()
