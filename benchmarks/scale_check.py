@@ -93,12 +93,13 @@ def measure(work: Path, n: int, shards: int, views: int) -> Figures:
 
     import pixelnerf.eval.render as render
     from pixelnerf.eval.config import EvalConfig
-    from pixelnerf.eval.inference import ViewPasses
+    from pixelnerf.eval.inference import Inference, ViewPasses
     from pixelnerf.eval.object_scores import ObjectRow
     from pixelnerf.eval.records import read_done, read_manifest
     from pixelnerf.eval.tables import build_table, read_paper
     from pixelnerf.io import atomic_torch_save
     from pixelnerf.model import PixelNeRF
+    from pixelnerf.model.plan import DEFAULT_PLAN
 
     build_dataset(work, n, views)
     config = experiment(shards)
@@ -122,7 +123,8 @@ def measure(work: Path, n: int, shards: int, views: int) -> Figures:
                 for k in range(shards)]
 
     with mock.patch.object(render, "render_view_passes", constant), \
-            mock.patch.object(render, "load_model", lambda *a: None):
+            mock.patch.object(render, "load_inference",
+                              lambda *a, **k: Inference(None, None, DEFAULT_PLAN)):
         render_s, manifests = time_it(render_all)
         assert len(calls) == n, (len(calls), n)
         calls.clear()

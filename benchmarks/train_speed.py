@@ -83,8 +83,8 @@ def experiment(tiny: bool, steps: int, precision: str) -> dict[str, Any]:
     train.update(weights="train", steps=steps, val_every=steps, vis_every=0,
                  checkpoint_every=steps, val_objects=2, **PRECISIONS[precision])
     return {"name": "train_speed",
-            "dataset": {"format": "dvr", "dir": DATASET_DIR, "list_prefix": "softras_",
-                        "image_size": None},
+            "dataset": {"format": "dvr", "dir": DATASET_DIR, "source": "synth-demo",
+                        "list_prefix": "softras_", "image_size": None},
             "model": model, "renderer": renderer, "train": train}
 
 
