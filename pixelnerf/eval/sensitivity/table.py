@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pixelnerf.eval.compare import effect_cells
+from pixelnerf.eval.compare import effect_cells, effect_markdown
 from pixelnerf.eval.metrics import METRICS
 from pixelnerf.eval.paired import PairedEffect
 from pixelnerf.eval.tables import MD_DECIMALS, format_number
@@ -81,13 +81,6 @@ def _value(value: float | None, metric: str) -> str:
     return "—" if value is None else f"{value:.{MD_DECIMALS[metric]}f}"
 
 
-def _effect(effect: PairedEffect | None, metric: str) -> str:
-    if effect is None:
-        return "—"
-    d = MD_DECIMALS[metric] + 1
-    return f"{effect.mean:+.{d}f} [{effect.low:+.{d}f}, {effect.high:+.{d}f}]"
-
-
 def markdown(table: SensitivityTable) -> str:
     header = ["choice", "variant", "setting", "objects × views", "PSNR", "SSIM", "LPIPS",
               "Δ PSNR", "Δ SSIM", "Δ LPIPS", "note"]
@@ -97,7 +90,7 @@ def markdown(table: SensitivityTable) -> str:
         label = f"**{row.choice}**" if row.choice == REFERENCE else row.choice
         cells = [label, row.variant, row.setting, f"{row.n_objects} × {row.n_views}"]
         cells += [_value(row.values.get(m), m) for m in METRICS]
-        cells += [_effect(row.effects.get(m), m) for m in METRICS]
+        cells += [effect_markdown(row.effects.get(m), m) for m in METRICS]
         cells.append(row.note.replace("|", "/"))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Each row changes one choice of the reference (the experiment's own "
