@@ -11,6 +11,9 @@ SHELL := bash
 # The rules call `pixelnerf`; the venv's bin on PATH makes it (and snakemake) found.
 RUN := PATH="$(abspath $(BIN)):$$PATH"
 GPU_CHECK_LOG ?= results/gpu-check.log
+CLUSTER_LOG ?= results/test-cluster.log
+# The tests run spread over CORES pytest-xdist workers of one thread each (tests/conftest.py).
+WORKERS := -n $(CORES)
 
 .PHONY: demo test test-fast test-gpu gpu-check lint install clean-results
 
@@ -34,13 +37,19 @@ lint: $(STAMP)
 	$(RUN) snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/
 
-# Everything: lint, unit, parity, workflow and cluster tests.
+# Everything: lint, then the unit, parity and workflow tests over CORES workers while the SLURM
+# test, which mostly waits on its cluster, runs beside them; its output is printed after theirs.
 test: lint
-	$(RUN) python -m pytest
+	mkdir -p $(dir $(CLUSTER_LOG))
+	$(RUN) python -m pytest -m cluster > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	$(RUN) python -m pytest $(WORKERS) -m "not cluster"; tests=$$?; \
+	wait $$cluster; slurm=$$?; cat $(CLUSTER_LOG); \
+	echo "make test: tests exit $$tests, SLURM test exit $$slurm ($(CLUSTER_LOG))"; \
+	[ $$tests -eq 0 ] && [ $$slurm -eq 0 ]
 
 # Everything but the tests that run the real workflow or a cluster (minutes each).
 test-fast: $(STAMP)
-	$(RUN) python -m pytest -m "not workflow and not cluster"
+	$(RUN) python -m pytest $(WORKERS) -m "not workflow and not cluster"
 
 # The tests that need a CUDA device (tests/gpu and the CUDA cases of the parity tests); left
 # out of every other target. Without CUDA they stop at once and fail, saying so.

@@ -1,17 +1,18 @@
 """SLURM for real: the demo workflow through `workflow/profiles/slurm` (plus the CPU test layer
 `workflow/profiles/slurm-test`) on a one-node SLURM cluster started on 127.0.0.1 by
-`tests/cluster/slurm/cluster.py`, with a render job cancelled (`scancel`) and one killed at its time
-limit (TIMEOUT) and resubmitted with more time by the profile's retries.
+`tests/cluster/slurm/cluster.py`. After an uninterrupted run, one evaluation run has a render
+job cancelled (`scancel`) and the other killed at its time limit (TIMEOUT); the profile's
+retries resubmit both, the second with more time, and both resume.
 
-Needs root and the software of `tests/cluster/slurm/install.sh`; about 12 minutes on 2 cores.
-Where that software is absent the test is skipped with a one-line reason, except under
-`CI=true` (`.ci/run` installs it), where its absence fails; `pytest --no-slurm` skips it.
+Needs root and the software of `tests/cluster/slurm/install.sh`; about 5 minutes on 2 cores,
+most of it waiting on SLURM, so `make test` runs it beside the other tests. Where that
+software is absent the test is skipped with a one-line reason, except under `CI=true`
+(`.ci/run` installs it), where its absence fails; `pytest --no-slurm` skips it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -27,9 +28,7 @@ import pytest
 import yaml
 from helpers import PROJECT_ROOT
 from helpers.demo import TINY_DEMO, merged
-from helpers.untrained import save_untrained_model
 from helpers.workflow import (
-    VENV_BIN,
     kill_session,
     make_workspace,
     output_text,
@@ -48,20 +47,13 @@ TARGET = "results/tables/demo.csv"  # the target of `make demo`
 SETTINGS = ClusterSettings()
 RUN_TIMEOUT_S = 900
 
-# The tiny demo, with rendering heavy enough that one job rendering every test object runs
-# well past a 1-minute time limit (slurmctld enforces limits every 30 s, so a 1-minute job
-# dies 60-90 s in): test objects of 128x128 pixels, 7 target views, 64+32+16 samples. How
-# many objects that takes depends on the CPU, so the test measures one object's render on
-# one core first (calibrated_demo) and makes enough for TIMEOUT_WORK_S of rendering.
+# The tiny demo with test objects that each take a second or more to render on one core, so
+# that the test can act on a render job between two of its objects: 5 per category make shards
+# of 5, and a job is interrupted once 1 to 3 of its objects are finished.
 SLURM_DEMO = merged(TINY_DEMO, {
-    "dataset": {"synth": {"test_objects": 9, "image_size": 128}},
+    "dataset": {"synth": {"test_objects": 5, "image_size": 64}},
     "renderer": {"n_coarse": 64, "n_fine": 32, "n_fine_depth": 16},
 })
-# One core's rendering of every test object. The first attempt of the one-job render is
-# killed 60-90 s in; the second (2 minutes) must finish the rest: more than 90 s of work less
-# the ~10 s a job needs to start, less than 60 s + 120 s less two starts and a margin.
-TIMEOUT_WORK_S = 115
-MIN_OBJECTS_PER_CATEGORY = 3  # shard 0 of 2 then has enough to be cancelled mid-way
 SETTING = "1v"
 # Rules that always run as cluster jobs (the workflow's localrules run beside Snakemake).
 CLUSTER_RULES = {"synth_demo", "train", "render", "metrics"}
@@ -208,47 +200,10 @@ def check_every_cluster_rule_ran_as_sbatch_job(cluster: Cluster, output: str) ->
 # --------------------------------------------------------------------------- the test
 
 
-def calibrated_demo(probe: Path) -> tuple[dict, int]:
-    """SLURM_DEMO with enough test objects for TIMEOUT_WORK_S of one-core rendering.
-
-    Times the render step itself (``pixelnerf render`` on one thread, as the render job runs
-    it) on two objects of the test's size with random weights (speed does not depend on
-    them); the faster of the two (the first also pays one-off costs) is an object's cost.
-    Returns the demo override and the number of test objects.
-    """
-    synth = SLURM_DEMO["dataset"]["synth"]
-    workspace = make_workspace(probe, merged(SLURM_DEMO, {"dataset": {"synth": {
-        "categories": synth["categories"][:1], "test_objects": 2}}}))
-    config = workspace / "config" / "experiments" / "demo.yaml"
-    experiment = load_yaml(config)
-    data = workspace / "data"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-
-    def pixelnerf(*args: str) -> None:
-        subprocess.run([str(VENV_BIN / "pixelnerf"), *args], env=env, capture_output=True,
-                       text=True, check=True)
-
-    pixelnerf("synth-demo", str(data / experiment["dataset"]["dir"]), "--config", str(config))
-    checkpoint = save_untrained_model(experiment, workspace / "model.pt")
-    pixelnerf("render", "--config", str(config), "--data-root", str(data), "--checkpoint",
-              str(checkpoint), "--setting", SETTING, "--shard", "0", "--shards", "1",
-              "--out", str(workspace / "render"), "--device", "cpu", "--no-progress")
-    seconds = [json.loads(done.read_text())["seconds"]
-               for done in (workspace / "render" / SETTING).rglob("done.json")]
-    assert len(seconds) == 2, seconds
-    categories = len(synth["categories"])
-    per_category = max(
-        MIN_OBJECTS_PER_CATEGORY, math.ceil(TIMEOUT_WORK_S / (categories * min(seconds)))
-    )
-    override = merged(SLURM_DEMO, {"dataset": {"synth": {"test_objects": per_category}}})
-    return override, categories * per_category
-
-
 def test_demo_workflow_on_slurm_resumes_after_scancel_and_timeout(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    demo, n_objects = calibrated_demo(tmp_path / "probe")
-    ws = make_workspace(tmp_path / "ws", demo)
+    ws = make_workspace(tmp_path / "ws", SLURM_DEMO)
     table_csv = ws / "results" / "tables" / "demo.csv"
     render_dir = ws / "results" / "demo" / "render" / SETTING
 
@@ -257,77 +212,95 @@ def test_demo_workflow_on_slurm_resumes_after_scancel_and_timeout(
     check_every_cluster_rule_ran_as_sbatch_job(cluster, output)
     reference = read_table(table_csv)
     assert reference and reference[0]["category"] != "total"
-    shard0 = json.loads((render_dir / "shard-0-of-2.json").read_text())["objects"]
-    everything = shard0 + json.loads((render_dir / "shard-1-of-2.json").read_text())["objects"]
-    assert len(set(everything)) == n_objects
+    shards = [json.loads((render_dir / f"shard-{i}-of-2.json").read_text())["objects"]
+              for i in range(2)]
+    assert len(set(shards[0] + shards[1])) == len(shards[0]) + len(shards[1])
+    assert min(len(objects) for objects in shards) >= 4, shards
 
-    # 2. scancel the job of render shard 0 once it has finished some of its objects, not all.
+    # 2. The evaluation again, with render jobs limited to 1 minute per attempt: the job of
+    # shard 0 is cancelled part-way; the job of shard 1 is frozen part-way (SIGSTOP) and SLURM
+    # kills it at its time limit. Freezing makes "part-way" independent of the machine's
+    # speed: the kill finds exactly the objects that were finished when it froze.
     remove_evaluation(ws)
-    log = tmp_path / "scancel-run.log"
-    process = start_snakemake(ws, *PROFILES, TARGET, log=log)
+    log = tmp_path / "interrupted-run.log"
+    profile = write_short_render_profile(ws)
+    process = start_snakemake(ws, *PROFILES, "--profile", str(profile), TARGET, log=log)
     try:
-        cancelled, done_before = cancel_render_midway(cluster, process, ws, shard0, log)
+        (cancelled, done_at_cancel), (frozen, done_at_freeze) = interrupt_renders_midway(
+            cluster, process, ws, shards, log)
         process.wait(timeout=RUN_TIMEOUT_S)
     finally:
         if process.poll() is None:
             kill_session(process)
     assert process.returncode == 0, log.read_text()[-6000:]
     assert read_table(table_csv) == reference
+
+    # Shard 0: the cancelled attempt is followed by one that completes; objects finished
+    # before the cancel were not rendered again, the rest were.
     attempts = jobs_with_comment(cluster, shard_comment(0, 2))
     assert [j["JobIDRaw"] for j in attempts].index(cancelled) == len(attempts) - 2, attempts
     assert attempts[-2]["State"].startswith("CANCELLED") and attempts[-1]["State"] == "COMPLETED"
-    # objects finished before the cancel were not rendered again; the rest were
-    assert {o: t for o, t in done_times(ws, shard0).items() if o in done_before} == done_before
+    assert {o: t for o, t in done_times(ws, shards[0]).items() if o in done_at_cancel} == (
+        done_at_cancel)
     rendered, skipped = render_summary(ws, 0, 2)
-    assert skipped >= len(done_before) and rendered >= 1 and rendered + skipped == len(shard0)
+    assert skipped >= len(done_at_cancel) and rendered >= 1
+    assert rendered + skipped == len(shards[0])
 
-    # 3. One render job for all objects with a 1-minute limit: SLURM kills it (TIMEOUT), the
-    # profile's retries resubmit it with runtime x attempt, and it resumes.
-    remove_evaluation(ws)
-    timeout_profile = write_short_render_profile(ws)
-    run_workflow(ws, "--profile", str(timeout_profile), "--config", "shards=1")
-    assert read_table(table_csv) == reference
-    attempts = jobs_with_comment(cluster, shard_comment(0, 1))
+    # Shard 1: killed at its 1-minute limit (TIMEOUT), resubmitted with runtime x attempt,
+    # and the final attempt rendered only the objects the killed one had not finished.
+    attempts = [j for j in jobs_with_comment(cluster, shard_comment(1, 2))
+                if int(j["JobIDRaw"]) >= int(frozen)]  # this run's, not step 1's
+    assert attempts[0]["JobIDRaw"] == frozen, attempts
     states = [j["State"] for j in attempts]
     assert states[0] == "TIMEOUT" and states[-1] == "COMPLETED", attempts
     limits = [j["Timelimit"] for j in attempts]
     assert limits[0] == "00:01:00" and limits == sorted(set(limits)), limits
-    slurm_logs = ws / ".snakemake" / "slurm_logs" / "rule_render" / f"demo_{SETTING}_0_1"
-    killed = attempts[0]
-    assert "DUE TO TIME LIMIT" in (slurm_logs / f"{killed['JobIDRaw']}.log").read_text()
-    # The first kill came mid-way: some objects were finished by then, not all.
-    times = done_times(ws, everything)
-    assert len(times) == n_objects
-    first_killed_end = sacct_time(attempts[0]["End"])
-    assert 1 <= len([t for t in times.values() if t / 1e9 <= first_killed_end + 1]) < n_objects
-    # Objects finished before the last killed attempt ended (done.json written before its
-    # end) were skipped by the final attempt, which rendered only the others. (A later
-    # attempt can finish every object and still be killed in its last seconds, before the
-    # shard's manifest; the final attempt then skips them all.)
+    slurm_logs = ws / ".snakemake" / "slurm_logs" / "rule_render" / f"demo_{SETTING}_1_2"
+    assert "DUE TO TIME LIMIT" in (slurm_logs / f"{frozen}.log").read_text()
+    times = done_times(ws, shards[1])
+    assert len(times) == len(shards[1])
+    assert {o: t for o, t in times.items() if o in done_at_freeze} == done_at_freeze
+    # Every attempt that was killed finished its objects before its end; the final attempt
+    # skipped exactly those.
     last_killed_end = sacct_time(attempts[-2]["End"])
     before_kill = [o for o, t in times.items() if t / 1e9 <= last_killed_end + 1]
-    rendered, skipped = render_summary(ws, 0, 1)
-    assert (rendered, skipped) == (n_objects - len(before_kill), len(before_kill))
+    assert set(done_at_freeze) <= set(before_kill)
+    rendered, skipped = render_summary(ws, 1, 2)
+    assert (rendered, skipped) == (len(shards[1]) - len(before_kill), len(before_kill))
 
 
-def cancel_render_midway(
-    cluster: Cluster, process: subprocess.Popen, ws: Path, shard: list[str], log: Path
-) -> tuple[str, dict[str, int]]:
-    """Wait until the render job of shard 0 runs and has finished at least one of its
-    objects but not all, then scancel it. Returns its job id and the finished objects'
-    done.json times at that moment."""
+Interruption = tuple[str, dict[str, int]]
+
+
+def interrupt_renders_midway(
+    cluster: Cluster, process: subprocess.Popen, ws: Path, shards: list[list[str]], log: Path
+) -> tuple[Interruption, Interruption]:
+    """Wait until each render job of the two shards runs and has finished at least one of its
+    objects but not all, then scancel the job of shard 0 and freeze every process of the job of
+    shard 1 (SIGSTOP, batch script included). Returns, for each, its job id and the finished
+    objects' done.json times at that moment (after the freeze, for shard 1)."""
+    interrupted: dict[int, Interruption] = {}
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while len(interrupted) < 2 and time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"Snakemake ended before the render job was cancelled:\n"
+            pytest.fail(f"Snakemake ended before both render jobs were interrupted:\n"
                         f"{log.read_text()[-4000:]}")
-        job_id = running_job(cluster, shard_comment(0, 2))
-        done = done_times(ws, shard)
-        if job_id is not None and 1 <= len(done) < len(shard) - 1:
-            cluster.command("scancel", job_id)
-            return job_id, done
-        time.sleep(0.5)
-    pytest.fail("render shard 0 never ran with objects left to cancel")
+        for shard, objects in enumerate(shards):
+            if shard in interrupted:
+                continue
+            job_id = running_job(cluster, shard_comment(shard, 2))
+            if job_id is None or not 1 <= len(done_times(ws, objects)) < len(objects) - 1:
+                continue
+            if shard == 0:
+                cluster.command("scancel", job_id)
+            else:
+                cluster.command("scancel", "--full", "--signal=STOP", job_id)
+            interrupted[shard] = (job_id, done_times(ws, objects))
+        time.sleep(0.2)
+    if len(interrupted) < 2:
+        pytest.fail(f"render jobs never ran with objects left to interrupt: {interrupted}")
+    assert 1 <= len(interrupted[1][1]) < len(shards[1]), interrupted[1]
+    return interrupted[0], interrupted[1]
 
 
 def write_short_render_profile(ws: Path) -> Path:
