@@ -12,8 +12,9 @@ SHELL := bash
 RUN := PATH="$(abspath $(BIN)):$$PATH"
 GPU_CHECK_LOG ?= results/gpu-check.log
 CLUSTER_LOG ?= results/test-cluster.log
-# The tests run spread over CORES pytest-xdist workers of one thread each (tests/conftest.py).
-WORKERS := -n $(CORES)
+# The tests run spread over CORES pytest-xdist workers of one thread each (tests/conftest.py),
+# a module to a worker so that a module's fixtures are built once.
+WORKERS := -n $(CORES) --dist loadscope
 
 .PHONY: demo test test-fast test-gpu gpu-check lint install clean-results
 

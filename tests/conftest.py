@@ -45,13 +45,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test with the kind of its folder (tests/<kind>/...)."""
+    """Mark every test with the kind of its folder (tests/<kind>/...); the workflow tests go
+    first: they take minutes each, and a worker that started them last would finish alone."""
+    kinds = {}
     for item in items:
         relative = Path(str(item.path)).resolve().relative_to(TESTS)
         kind = relative.parts[0] if len(relative.parts) > 1 else None
         if kind not in KINDS:
             raise pytest.UsageError(f"{relative}: a test file belongs in one of tests/{KINDS}")
         item.add_marker(getattr(pytest.mark, kind))
+        kinds[item.nodeid] = kind
+    items.sort(key=lambda item: kinds[item.nodeid] != "workflow")  # stable: files keep order
     if GPU not in (config.option.markexpr or ""):
         kept = [item for item in items if item.get_closest_marker(GPU) is None]
         if len(kept) < len(items):
@@ -91,27 +95,40 @@ def vectors(reference_root):
 
 @pytest.fixture(scope="session")
 def trained_demo(tmp_path_factory):
-    """A tiny model trained on tiny demo data for a few hundred seeded steps (CPU, ~1 min).
+    """A tiny model trained on tiny demo data for a few hundred seeded steps (CPU, ~10 s),
+    once per test run (helpers/built_once.py).
 
     Returns ``(experiment, paths, summary)``; shared by the learning and precision tests.
     """
+    import json
+
     import torch
+    from helpers.built_once import built_once
     from helpers.training import LEARN_STEPS, make_experiment
 
     from pixelnerf.config import load_experiment
     from pixelnerf.train.loop import RunPaths, train
 
-    work, config = make_experiment(
-        tmp_path_factory.mktemp("learns"), PROJECT_ROOT,
-        # Uniform rays from the start (no bbox phase): the background is part of the target,
-        # so the start loss is that of an untrained network on whole images.
-        train={"steps": LEARN_STEPS, "no_bbox_step": 0, "rays_per_object": 128, "lr": 2e-3,
-               "checkpoint_every": 100, "val_every": 50, "vis_every": 100},
-    )
-    experiment = load_experiment(config)
-    paths = RunPaths(checkpoints=work / "ckpt", out=work / "out")
-    summary = train(experiment, work / "data", paths, torch.device("cpu"))
-    return experiment, paths, summary
+    RETURNED = "train-returned.json"
+
+    def run_paths(work: Path) -> RunPaths:
+        return RunPaths(checkpoints=work / "ckpt", out=work / "out")
+
+    def build(work: Path) -> None:
+        _, config = make_experiment(
+            work, PROJECT_ROOT,
+            # Uniform rays from the start (no bbox phase): the background is part of the
+            # target, so the start loss is that of an untrained network on whole images.
+            train={"steps": LEARN_STEPS, "no_bbox_step": 0, "rays_per_object": 128, "lr": 2e-3,
+                   "checkpoint_every": 100, "val_every": 50, "vis_every": 100},
+        )
+        summary = train(load_experiment(config), work / "data", run_paths(work),
+                        torch.device("cpu"))
+        (work / RETURNED).write_text(json.dumps(summary))  # what train returned, as it was
+
+    work = built_once(tmp_path_factory, "trained_demo", build)
+    summary = json.loads((work / RETURNED).read_text())
+    return load_experiment(work / "experiment.yaml"), run_paths(work), summary
 
 
 @pytest.fixture(scope="session")
