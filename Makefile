@@ -13,8 +13,9 @@ RUN := PATH="$(abspath $(BIN)):$$PATH"
 GPU_CHECK_LOG ?= results/gpu-check.log
 CLUSTER_LOG ?= results/test-cluster.log
 # The tests run spread over CORES pytest-xdist workers of one thread each (tests/conftest.py),
-# a module to a worker so that a module's fixtures are built once.
-WORKERS := -n $(CORES) --dist loadscope
+# a module to a worker so that a module's fixtures are built once, in the order collected
+# (the minutes-long workflow tests first) rather than modules with many tests first.
+WORKERS := -n $(CORES) --dist loadscope --no-loadscope-reorder
 
 .PHONY: demo test test-fast test-gpu gpu-check lint install clean-results
 

@@ -3,7 +3,7 @@
 `demo_table` runs `results/tables/demo.csv` (the target of `make demo`) on the tiny demo in a
 fresh workspace, once a test run (helpers/built_once.py). test_workflow_e2e continues in that
 workspace (its next command is `--report`, the README's sequence) and never changes the table
-(it checks that); test_workflow_paths compares its hostile-names run with that table.
+(it checks that); its hostile-names test compares its own run with that table.
 """
 
 from __future__ import annotations
