@@ -32,9 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """One compute thread per pytest-xdist worker (`pytest -n N`, as the make targets run).
 
-    The N workers already keep N cores busy; OpenMP threads of one worker spinning on cores
-    the others hold cost more than they give (the fast suite on 2 cores: 3 min 52 s with 2
-    threads per worker, 2 min 52 s with one). Commands the tests start inherit it.
+    The workers already keep the cores busy; OpenMP threads of one worker spinning on cores
+    the others hold cost more than they give (the fast suite, 2 workers on 2 cores: 3 min 52 s
+    with 2 threads per worker, 2 min 52 s with one). Commands the tests start inherit it.
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"
@@ -45,8 +45,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test with the kind of its folder (tests/<kind>/...); the workflow tests go
-    first: they take minutes each, and a worker that started them last would finish alone."""
+    """Mark every test with the kind of its folder (tests/<kind>/...) and order them longest
+    first: the workflow tests (minutes each), then the `heavy` modules, then the rest in file
+    order. The make targets' workers take modules in this order, so none is left running a
+    long module alone at the end."""
     kinds = {}
     for item in items:
         relative = Path(str(item.path)).resolve().relative_to(TESTS)
@@ -55,7 +57,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{relative}: a test file belongs in one of tests/{KINDS}")
         item.add_marker(getattr(pytest.mark, kind))
         kinds[item.nodeid] = kind
-    items.sort(key=lambda item: kinds[item.nodeid] != "workflow")  # stable: files keep order
+    items.sort(key=lambda item: (kinds[item.nodeid] != "workflow",  # stable: files keep order
+                                 item.get_closest_marker("heavy") is None))
     if GPU not in (config.option.markexpr or ""):
         kept = [item for item in items if item.get_closest_marker(GPU) is None]
         if len(kept) < len(items):

@@ -19,6 +19,8 @@ from pixelnerf.cli import main
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import FAULT_ENOSPC_ENV, atomic_save_png, atomic_torch_save, atomic_write_text
 
+pytestmark = pytest.mark.heavy  # tens of seconds in all: run first (tests/conftest.py)
+
 SYNTH = {"categories": ["chair", "car"], "train_objects": 2, "val_objects": 0,
          "test_objects": 1, "views": 4, "image_size": 16}
 

@@ -4,7 +4,9 @@ a live Snakemake started by other means is never unlocked."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.heavy  # tens of seconds in all: run first (tests/conftest.py)
 
 # Two jobs, each sleeping, so a run can be caught mid-way; the second needs the first.
 SNAKEFILE = """
@@ -29,14 +33,17 @@ rule b:
 """
 
 
-def start(folder: Path, *command: str) -> subprocess.Popen:
+def start(folder: Path, *command: str, log: Path | None = None) -> subprocess.Popen:
+    """``command`` in ``folder``, its own session; stderr piped, or written to ``log``."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen(list(command), cwd=folder, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    with open(log, "w") if log else contextlib.nullcontext(subprocess.PIPE) as stderr:
+        return subprocess.Popen(list(command), cwd=folder, env=env, stdout=subprocess.PIPE,
+                                stderr=stderr, text=True, start_new_session=True)
 
 
-def pixelnerf_run(folder: Path) -> subprocess.Popen:
-    return start(folder, sys.executable, "-m", "pixelnerf.cli", "run", "--", "--cores", "1")
+def pixelnerf_run(folder: Path, log: Path | None = None) -> subprocess.Popen:
+    return start(folder, sys.executable, "-m", "pixelnerf.cli", "run", "--", "--cores", "1",
+                 log=log)
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:
@@ -76,8 +83,12 @@ def test_a_second_run_stops_with_one_line_and_the_first_finishes(folder: Path) -
 
 
 def test_a_run_killed_hard_is_resumed_by_the_same_command(folder: Path) -> None:
-    killed = pixelnerf_run(folder)
-    wait_for(lambda: (folder / "a.txt").exists() and locked(folder))
+    log = folder / "killed-run.log"
+    killed = pixelnerf_run(folder, log=log)
+    # Killed once Snakemake has recorded job a as finished (a.txt alone exists a moment
+    # earlier, and a kill then leaves it incomplete, which is rerun), while b runs.
+    wait_for(lambda: re.search(r"Finished jobid: \d+ \(Rule: a\)", log.read_text())
+             and locked(folder))
     os.killpg(killed.pid, signal.SIGKILL)  # the wrapper, snakemake and its job at once
     killed.wait()
     time.sleep(0.5)

@@ -26,6 +26,8 @@ from pixelnerf.download.diskio import sha256_of
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval import lpips_trunk, metrics
 
+pytestmark = pytest.mark.heavy  # tens of seconds in all: run first (tests/conftest.py)
+
 SIZE = 96  # pixels of the square test crops
 JAX_NET = {"vgg": "vgg16", "alex": "alexnet"}
 TOLERANCE = 1e-5

@@ -20,6 +20,8 @@ from pixelnerf.model import PixelNeRF, load_checkpoint
 from pixelnerf.train.checkpoint import BACKUP, LATEST, STATE, STATE_BACKUP, Checkpointer
 from pixelnerf.train.monitor import read_losses
 
+pytestmark = pytest.mark.heavy  # tens of seconds in all: run first (tests/conftest.py)
+
 TINY_MODEL = {
     "use_encoder": True, "use_xyz": True, "use_code": True, "use_viewdirs": True,
     "code": {"num_freqs": 2, "freq_factor": 1.5, "include_input": True},

@@ -32,6 +32,8 @@ from pixelnerf.config import load_experiment
 from pixelnerf.train.loop import RunPaths, train
 from pixelnerf.train.monitor import read_losses
 
+pytestmark = pytest.mark.heavy  # tens of seconds in all: run first (tests/conftest.py)
+
 LOSS_RTOL = 1e-5
 PARAM_ATOL = 1e-6
 MOMENT_RTOL = 1e-4

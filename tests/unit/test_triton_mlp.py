@@ -31,6 +31,8 @@ from pixelnerf.model.triton_kernels import (
 )
 from pixelnerf.render import Renderer
 
+pytestmark = pytest.mark.heavy  # tens of seconds in all: run first (tests/conftest.py)
+
 HELPERS = Path(__file__).resolve().parent.parent / "helpers"
 FP32_ATOL = 1e-4
 FP16_REL_L2 = 2e-3  # fp16 operands (11-bit mantissa) through 12 layers, fp32 accumulation
