@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(RUN) snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/
 
-# Everything: lint, then the unit, parity and workflow tests over CORES workers while the SLURM
+# Everything: lint, then the unit, parity and workflow tests over the workers while the SLURM
 # test, which mostly waits on its cluster, runs beside them; its output is printed after theirs.
 test: lint
 	mkdir -p $(dir $(CLUSTER_LOG))
