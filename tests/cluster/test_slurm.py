@@ -12,10 +12,12 @@ software is absent the test is skipped with a one-line reason, except under `CI=
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -260,6 +262,10 @@ def test_demo_workflow_on_slurm_resumes_after_scancel_and_timeout(
     times = done_times(ws, shards[1])
     assert len(times) == len(shards[1])
     assert {o: t for o, t in times.items() if o in done_at_freeze} == done_at_freeze
+    # Frozen, the killed attempt finished nothing more: what was done by its end is what was
+    # done when it froze.
+    first_killed_end = sacct_time(attempts[0]["End"])
+    assert {o for o, t in times.items() if t / 1e9 <= first_killed_end + 1} == set(done_at_freeze)
     # Every attempt that was killed finished its objects before its end; the final attempt
     # skipped exactly those.
     last_killed_end = sacct_time(attempts[-2]["End"])
@@ -294,13 +300,25 @@ def interrupt_renders_midway(
             if shard == 0:
                 cluster.command("scancel", job_id)
             else:
-                cluster.command("scancel", "--full", "--signal=STOP", job_id)
+                freeze_job(cluster, job_id)
             interrupted[shard] = (job_id, done_times(ws, objects))
         time.sleep(0.2)
     if len(interrupted) < 2:
         pytest.fail(f"render jobs never ran with objects left to interrupt: {interrupted}")
     assert 1 <= len(interrupted[1][1]) < len(shards[1]), interrupted[1]
     return interrupted[0], interrupted[1]
+
+
+def freeze_job(cluster: Cluster, job_id: str) -> None:
+    """SIGSTOP every process of a job, as ``scontrol listpids`` lists them (the batch script and
+    all it started). ``scancel --full --signal=STOP`` stopped only the batch script here: its
+    children went on rendering."""
+    listing = cluster.command("scontrol", "listpids", job_id).splitlines()[1:]
+    pids = [int(fields[0]) for fields in map(str.split, listing) if fields and fields[0].isdigit()]
+    assert pids, listing
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
 
 
 def write_short_render_profile(ws: Path) -> Path:
