@@ -25,7 +25,7 @@ NO_MLP = "empty"
 class EncoderConfig:
     """``model.encoder``: the pixel-aligned ResNet feature encoder."""
 
-    backbone: str = setting("resnet34", "torchvision ResNet of the encoder (resnet18, ...)")
+    backbone: str = setting("resnet34", "ResNet of the encoder (resnet18, 34, 50, 101 or 152)")
     pretrained: bool = setting(True, "start from the ImageNet weights")
     num_layers: int = setting(4, "ResNet stages whose features make the latent (1-5)")
     use_first_pool: bool = setting(True, "max-pool after conv1, as the ResNet does")
@@ -44,7 +44,7 @@ class EncoderConfig:
 class GlobalEncoderConfig:
     """``model.global_encoder``: one latent vector per image."""
 
-    backbone: str = setting("resnet34", "torchvision ResNet of the global encoder")
+    backbone: str = setting("resnet34", "ResNet of the global encoder (resnet18 or 34)")
     pretrained: bool = setting(True, "start from the ImageNet weights")
     latent_size: int = setting(128, "width of the global latent")
 

@@ -1,4 +1,4 @@
-"""The pixel-aligned image encoder: a torchvision ResNet whose feature levels are stacked.
+"""The pixel-aligned image encoder: an ImageNet ResNet whose feature levels are stacked.
 
 Feature map = concat(level 0 = relu(bn1(conv1(x))), layer1, layer2, ...), each level
 resized to level 0's size. ``index`` samples it at pixel coordinates.
@@ -8,34 +8,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.model.config import EncoderConfig
+from pixelnerf.model.resnet import build_resnet
 
 # Channels of the stacked latent for num_layers = 1..5 (conv1, layer1, layer2, layer3, layer4).
 LATENT_SIZES = (0, 64, 128, 256, 512, 1024)
-
-
-def build_resnet(backbone: str, pretrained: bool, key: str = "model.encoder") -> nn.Module:
-    """A torchvision ResNet; ImageNet weights come from torch's cache or are downloaded once.
-
-    ``key``: the config section the settings come from, for error lines.
-    """
-    builder = getattr(torchvision.models, backbone, None)
-    if builder is None or not backbone.startswith("resnet"):
-        raise PipelineError(f"{key}.backbone {backbone!r} is not a torchvision ResNet")
-    if not pretrained:
-        return builder(weights=None, norm_layer=nn.BatchNorm2d)
-    try:
-        return builder(weights="DEFAULT", norm_layer=nn.BatchNorm2d)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError
-        raise PipelineError(
-            f"could not load the ImageNet weights of {backbone} (torchvision downloads them into "
-            f"{torch.hub.get_dir()}/checkpoints): {exc}; set {key}.pretrained: false "
-            "to start from random weights"
-        ) from exc
 
 
 def channels_last_table(feature_map: torch.Tensor) -> torch.Tensor:
@@ -73,7 +53,7 @@ def bilinear_rows(
 class SpatialEncoder(nn.Module):
     """ResNet feature pyramid flattened to one map, indexed by image coordinates.
 
-    The torchvision module is kept whole as ``self.model`` (its ``fc`` and ``avgpool``
+    The ResNet is kept whole as ``self.model`` (its ``fc`` and ``avgpool``
     emptied) so that state-dict keys are ``encoder.model.*`` exactly as published.
     """
 

@@ -1,6 +1,6 @@
 """The published global image encoder (``use_global_encoder``): one latent vector per image.
 
-A whole torchvision ResNet (max-pool and all four stages), average-pooled to its 512 features,
+A whole ImageNet ResNet (max-pool and all four stages), average-pooled to its 512 features,
 then a linear layer to ``latent_size`` unless that is 512. The vector joins every point's
 pixel-aligned latent, in front of it.
 """
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from pixelnerf.model.config import GlobalEncoderConfig
-from pixelnerf.model.encoder import build_resnet
+from pixelnerf.model.resnet import build_resnet
 
 # Width of the pooled features of the ResNets the published encoder supports (18 and 34).
 POOLED_FEATURES = 512

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 
 from pixelnerf.errors import PipelineError
 from pixelnerf.render import pixel_directions
@@ -107,6 +106,10 @@ def color_jitter(images: torch.Tensor, strength: float, generator: torch.Generat
     applied to [0, 1] colours in the published order: saturation ``x U(1-s, 1+s)``, hue
     ``+ U(-s, s)``, contrast ``x U(1-s, 1+s)``, brightness ``x U(1-s, 1+s)``.
     """
+    # torchvision is imported here, not at the top: only DTU's training jitters colours,
+    # and the import costs every other training process about 1.6 s of CPU.
+    import torchvision.transforms.functional as TF
+
     u = torch.rand(4, generator=generator, dtype=torch.float64).tolist()
     hue, saturation, brightness, contrast = (
         (2 * u[0] - 1) * strength,

@@ -39,26 +39,29 @@ FP16_REL_L2 = 2e-3  # fp16 operands (11-bit mantissa) through 12 layers, fp32 ac
 HOPPER = GPUTarget("cuda", 90, 32)
 
 
-def run_interpreter(script: str) -> dict:
-    """A helper script's JSON (its own process: TRITON_INTERPRET must precede the import)."""
-    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(HELPERS / script)], env=env,
-                          capture_output=True, text=True, timeout=600, cwd=HELPERS)
+@pytest.fixture(scope="module")
+def interpreter_results() -> dict:
+    """tests/helpers/triton_interpreter.py's JSON: every kernel case and plan in Triton's
+    interpreter, in one process of its own (TRITON_INTERPRET must precede the import)."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(HELPERS.parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(HELPERS / "triton_interpreter.py")], env=env,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def interpreted() -> dict:
+def interpreted(interpreter_results) -> dict:
     """The one-program-a-tile kernel in the interpreter."""
-    return run_interpreter("triton_interpreter.py")
+    return interpreter_results["tiles"]
 
 
 @pytest.fixture(scope="module")
-def interpreted_persistent() -> dict:
+def interpreted_persistent(interpreter_results) -> dict:
     """The persistent kernel in the interpreter: 3 programs over the MLP's 4 and 2 tiles;
     one layer of 18 tiles (9 row blocks: a full group and a short one) over 4 programs."""
-    return run_interpreter("triton_interpreter_persistent.py")
+    return interpreter_results["persistent"]
 
 
 @pytest.mark.parametrize("case", ["fp32_folded", "fp32_unfolded", "layer_tma",
@@ -292,36 +295,10 @@ def test_fp32_operands_take_one_config_and_bf16_tunes_over_all():
 
 
 @pytest.mark.parametrize("kernel", MK.TRITON_KERNELS)
-def test_a_plan_naming_a_triton_kernel_self_checks_and_renders_in_the_interpreter(kernel):
-    """In its own process (TRITON_INTERPRET must precede the import): the plan's self-check
-    passes, and a model built with the plan renders what the torch path renders."""
-    script = f"""
-import json, torch
-from helpers.model import encoded_scene, look_at_origin, planned, tiny_config, tiny_model
-import pixelnerf.render as R
-config = {{"n_coarse": 4, "n_fine": 2, "n_fine_depth": 1, "mlp_kernel": "{kernel}"}}
-plan = R.resolve_plan(config, torch.device("cpu"), tiny_config())
-model = tiny_model(seed=2)
-images, poses, focal = encoded_scene(model, num_objects=1, num_views=2, size=16)
-with torch.no_grad():
-    model.encode(images, poses, focal)
-rays = R.image_rays(look_at_origin(0.3, 0.2, 2.0)[None], 4, 4, 5.0, 0.8, 3.2).reshape(1, -1, 8)
-out = {{}}
-for name, net, p in (("torch", model, R.resolve_plan({{**config, "mlp_kernel": "torch"}},
-                                                      torch.device("cpu"))),
-                     ("triton", planned(model, tiny_config(), plan), plan)):
-    model.sources.latent_terms.clear()
-    with torch.no_grad():
-        rgb = R.Renderer.from_config(config, p)(net, rays, torch.Generator().manual_seed(0))
-    out[name] = rgb["fine"]["rgb"]
-print(json.dumps({{"kernel": plan.kernel,
-                   "max_abs": float((out["triton"] - out["torch"]).abs().max())}}))
-"""
-    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(HELPERS.parent), str(HELPERS.parents[1])])}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+def test_a_plan_naming_a_triton_kernel_self_checks_and_renders_in_the_interpreter(
+        interpreter_results, kernel):
+    """The plan's self-check passes, and a model built with the plan renders what the torch
+    path renders."""
+    result = interpreter_results["plans"][kernel]
     assert result["kernel"] == kernel
     assert result["max_abs"] < FP32_ATOL, result
