@@ -47,72 +47,75 @@ def difference(got: torch.Tensor, expected: torch.Tensor) -> dict:
             "finite": bool(torch.isfinite(got).all())}
 
 
-def tile_kernel_cases() -> dict:
+def mlp_cases(persistent: bool) -> tuple[dict, torch.Generator]:
+    """The published-size MLP through the Triton path against the fused torch path: latent
+    folded and not (fp32), and folded under fp16 autocast. Returns the results and the
+    generator, for the layer cases that follow."""
     mlp = published_size_mlp(seed=0)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(1, VIEWS, POINTS, D_IN, generator=generator)
     latent = torch.randn(1, VIEWS, POINTS, D_LATENT, generator=generator)
-    results = {}
     with torch.no_grad():
         terms = mlp.latent_terms(latent.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         expected = fused_forward(mlp, None, x, terms)
-        results["fp32_folded"] = difference(triton_forward(mlp, None, x, terms), expected)
-        results["fp32_unfolded"] = difference(triton_forward(mlp, latent, x, None), expected)
+        # 256 rows: 4 tiles (2 once the views are averaged), over 3 programs when persistent
+        results = {
+            "fp32_folded": difference(
+                triton_forward(mlp, None, x, terms, persistent=persistent), expected),
+            "fp32_unfolded": difference(
+                triton_forward(mlp, latent, x, None, persistent=persistent), expected),
+        }
         with torch.autocast("cpu", dtype=torch.float16):
-            results["fp16_folded"] = difference(triton_forward(mlp, None, x, terms), expected)
-        # One layer through tensor descriptors (the Hopper path's loads), with every
-        # epilogue input: ReLU prologue, bias, residual, lin_z term, second operand pair.
-        rows = torch.randn(96, WIDTH, generator=generator)
-        w_t = torch.randn(WIDTH, WIDTH, generator=generator) / WIDTH**0.5
-        w2_t = torch.randn(D_LATENT, WIDTH, generator=generator) / D_LATENT**0.5
-        lat = torch.randn(96, D_LATENT, generator=generator)
-        bias, res, z = (torch.randn(WIDTH, generator=generator), torch.randn(96, WIDTH),
-                        torch.randn(96, WIDTH))
-        reference = torch.relu(rows) @ w_t + lat @ w2_t + bias + res + z
+            results["fp16_folded"] = difference(
+                triton_forward(mlp, None, x, terms, persistent=persistent), expected)
+    return results, generator
+
+
+def layer_operands(rows: int, generator: torch.Generator) -> tuple[dict, torch.Tensor]:
+    """One fc layer with every epilogue input (ReLU prologue, bias, residual, lin_z term,
+    second operand pair): the ``fused_linear`` arguments and the expected output."""
+    x = torch.randn(rows, WIDTH, generator=generator)
+    w_t = torch.randn(WIDTH, WIDTH, generator=generator) / WIDTH**0.5
+    w2_t = torch.randn(D_LATENT, WIDTH, generator=generator) / D_LATENT**0.5
+    x2 = torch.randn(rows, D_LATENT, generator=generator)
+    bias = torch.randn(WIDTH, generator=generator)
+    res = torch.randn(rows, WIDTH, generator=generator)
+    z = torch.randn(rows, WIDTH, generator=generator)
+    expected = torch.relu(x) @ w_t + x2 @ w2_t + bias + res + z
+    args = {"x": x, "w_t": w_t, "bias": bias, "relu_in": True, "res": res, "z": z, "x2": x2,
+            "w2_t": w2_t}
+    return args, expected
+
+
+def tile_kernel_cases() -> dict:
+    """The one-program-a-tile kernel: the MLP, and one layer through tensor descriptors (the
+    Hopper path's loads), through pointers, and with columns strided."""
+    results, generator = mlp_cases(persistent=False)
+    args, expected = layer_operands(96, generator)
+    with torch.no_grad():
         for tma in (True, False):
-            got = fused_linear(rows, w_t, bias, torch.float32, relu_in=True, res=res, z=z,
-                               x2=lat, w2_t=w2_t, use_tma=tma)
-            results[f"layer_{'tma' if tma else 'pointers'}"] = difference(got, reference)
+            got = fused_linear(out_dtype=torch.float32, use_tma=tma, **args)
+            results[f"layer_{'tma' if tma else 'pointers'}"] = difference(got, expected)
         # Sampled features can come transposed (grid_sample's (N, C, B) layout): columns
         # with a stride other than one.
-        strided = lat.t().contiguous().t()
-        got = fused_linear(rows, w_t, bias, torch.float32, relu_in=True, res=res, z=z,
-                           x2=strided, w2_t=w2_t)
-        results["layer_strided"] = difference(got, reference)
+        strided = {**args, "x2": args["x2"].t().contiguous().t()}
+        results["layer_strided"] = difference(fused_linear(out_dtype=torch.float32, **strided),
+                                              expected)
     return results
 
 
 def persistent_kernel_cases() -> dict:
-    mlp = published_size_mlp(seed=0)
-    generator = torch.Generator().manual_seed(1)
-    x = torch.randn(1, VIEWS, POINTS, D_IN, generator=generator)
-    latent = torch.randn(1, VIEWS, POINTS, D_LATENT, generator=generator)
-    results = {}
+    """The persistent kernel: the MLP, and one layer of 18 tiles over 4 programs, which must
+    also give the one-tile kernel's bits."""
+    results, generator = mlp_cases(persistent=True)
+    args, expected = layer_operands(LAYER_ROWS, generator)
     with torch.no_grad():
-        terms = mlp.latent_terms(latent.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        expected = fused_forward(mlp, None, x, terms)
-        # 256 rows: 4 tiles over the interpreter's 3 programs, then 2 once views are averaged
-        results["fp32_folded"] = difference(
-            triton_forward(mlp, None, x, terms, persistent=True), expected)
-        results["fp32_unfolded"] = difference(
-            triton_forward(mlp, latent, x, None, persistent=True), expected)
-        with torch.autocast("cpu", dtype=torch.float16):
-            results["fp16_folded"] = difference(
-                triton_forward(mlp, None, x, terms, persistent=True), expected)
-        rows = torch.randn(LAYER_ROWS, WIDTH, generator=generator)
-        w_t = torch.randn(WIDTH, WIDTH, generator=generator) / WIDTH**0.5
-        w2_t = torch.randn(D_LATENT, WIDTH, generator=generator) / D_LATENT**0.5
-        lat = torch.randn(LAYER_ROWS, D_LATENT, generator=generator)
-        bias = torch.randn(WIDTH, generator=generator)
-        res, z = torch.randn(LAYER_ROWS, WIDTH), torch.randn(LAYER_ROWS, WIDTH)
-        reference = torch.relu(rows) @ w_t + lat @ w2_t + bias + res + z
         for tma in (True, False):
-            layer = dict(relu_in=True, res=res, z=z, x2=lat, w2_t=w2_t, use_tma=tma)
-            got = fused_linear(rows, w_t, bias, torch.float32, persistent=True,
-                               num_sms=LAYER_PROGRAMS, **layer)
-            tiles = fused_linear(rows, w_t, bias, torch.float32, **layer)
+            got = fused_linear(out_dtype=torch.float32, use_tma=tma, persistent=True,
+                               num_sms=LAYER_PROGRAMS, **args)
+            tiles = fused_linear(out_dtype=torch.float32, use_tma=tma, **args)
             name = f"layer_{'tma' if tma else 'pointers'}"
-            results[name] = difference(got, reference)
+            results[name] = difference(got, expected)
             results[name]["bitwise_equal_to_tiles"] = bool(torch.equal(got, tiles))
     results["group_m"] = GROUP_M
     return results
