@@ -9,7 +9,7 @@ category gets three empty lists. The published quarter was never released (the v
 gives a source view for every object), so this split is a seeded choice and says so.
 The record (settings, counts, that note; ``--out``, default ``<root>/<prefix>split.json``)
 is written last. Reruns write
-identical files. Call chain: split_settings -> make_split -> write_split.
+identical files. Call chain: DatasetConfig.split_settings -> make_split -> write_split.
 
 Config: the experiment's ``dataset.split`` mapping (keys and defaults in
 :class:`SplitSettings`): seen, unseen (category folder names), test_fraction, val_fraction,
@@ -26,10 +26,8 @@ import dataclasses
 import json
 import os
 import zlib
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -72,22 +70,6 @@ class SplitSettings:
         overlap = sorted(set(self.seen) & set(self.unseen))
         if overlap:
             raise PipelineError(f"{origin}: categories both seen and unseen: {', '.join(overlap)}")
-
-
-def split_settings(config: Mapping[str, Any]) -> SplitSettings:
-    """``dataset.split`` of an experiment config as settings; errors name the key."""
-    from pixelnerf.data.config import DatasetConfig
-
-    dataset = DatasetConfig.of_experiment(config)
-    if dataset.split is None:
-        raise PipelineError("experiment config has no 'dataset.split' section")
-    settings = dataset.split
-    if dataset.format == "dvr_gen" and dataset.list_prefix:
-        settings = dataclasses.replace(settings, list_prefix=dataset.list_prefix)
-    if settings.list_prefix == settings.source_prefix:
-        raise PipelineError(f"dataset.list_prefix must not be {settings.source_prefix!r}: the "
-                            "split would overwrite its own source lists")
-    return settings
 
 
 def _category_objects(folder: Path, prefix: str) -> dict[str, list[str]]:

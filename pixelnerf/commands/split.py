@@ -21,13 +21,13 @@ def run(args: argparse.Namespace) -> int:
         check_source_list,
         make_split,
         source_objects,
-        split_settings,
         write_split,
     )
 
     config = load_experiment(args.config)
-    settings = split_settings(config)
-    root = Path(args.data_root) / DatasetConfig.of_experiment(config).dir
+    dataset = DatasetConfig.of_experiment(config)
+    settings = dataset.split_settings()
+    root = Path(args.data_root) / dataset.dir
     split = make_split(root, settings)
     if settings.source_list is not None:
         check_source_list(split, Path(settings.source_list))

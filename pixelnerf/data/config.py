@@ -7,6 +7,7 @@ the experiment schema has checked keys, types and ranges.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 from pixelnerf.config import REQUIRED, build, section, setting
 from pixelnerf.data.demo import SynthSettings
+from pixelnerf.errors import PipelineError
 from pixelnerf.split import SplitSettings
 
 
@@ -43,6 +45,19 @@ class DatasetConfig:
     def of_experiment(cls, experiment: Mapping[str, Any]) -> DatasetConfig:
         """The ``dataset`` section of a schema-validated experiment config."""
         return build(cls, section(experiment, "dataset"), "dataset")
+
+    def split_settings(self) -> SplitSettings:
+        """``split`` as :func:`pixelnerf.split.make_split` takes it: the lists it writes get
+        the prefix this dataset's reader reads (``list_prefix`` for ``dvr_gen``)."""
+        if self.split is None:
+            raise PipelineError("experiment config has no 'dataset.split' section")
+        settings = self.split
+        if self.format == "dvr_gen" and self.list_prefix:
+            settings = dataclasses.replace(settings, list_prefix=self.list_prefix)
+        if settings.list_prefix == settings.source_prefix:
+            raise PipelineError(f"dataset.list_prefix must not be {settings.source_prefix!r}: "
+                                "the split would overwrite its own source lists")
+        return settings
 
     def open(self, data_root: str | os.PathLike, split: str, **extra: Any) -> Any:
         """Split ``split`` of the dataset under ``data_root`` as a torch Dataset of object

@@ -156,7 +156,7 @@ def imagenet_weights(backbone: str, key: str) -> dict[str, torch.Tensor]:
 
     try:
         weights = torchvision.models.get_model_weights(backbone).DEFAULT
-        return weights.get_state_dict(progress=True)
+        return weights.get_state_dict(progress=True, check_hash=True)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError
         raise PipelineError(
             f"could not load the ImageNet weights of {backbone} (torchvision downloads them into "

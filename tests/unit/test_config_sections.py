@@ -26,7 +26,6 @@ from pixelnerf.data.config import DatasetConfig
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.real.settings import RealSettings
-from pixelnerf.split import split_settings
 from pixelnerf.train.config import TrainConfig
 from pixelnerf.video.settings import VideoSettings
 
@@ -330,7 +329,7 @@ def test_every_experiment_reads_as_before(project_root: Path, name: str) -> None
     else:
         assert dataset.synth is None
     if "dataset.split" in old:
-        assert plain(split_settings(experiment)) == old["dataset.split"]
+        assert plain(dataset.split_settings()) == old["dataset.split"]
     else:
         assert dataset.split is None
     # The old default None of published_source meant `pretrained` to every reader.

@@ -11,9 +11,10 @@ import yaml
 from pixelnerf.cli import main
 from pixelnerf.config import load_experiment
 from pixelnerf.data import open_dataset
+from pixelnerf.data.config import DatasetConfig
 from pixelnerf.data.demo import SynthSettings, synthesize
 from pixelnerf.errors import PipelineError
-from pixelnerf.split import choose, make_split, split_settings
+from pixelnerf.split import choose, make_split
 
 DEMO = {"categories": ["chair", "table", "lamp", "car"], "train_objects": 3, "val_objects": 1,
         "test_objects": 4, "views": 2, "image_size": 8}
@@ -80,7 +81,7 @@ def test_demo_unseen_split(fresh_root: Path, project_root: Path, tmp_path: Path,
 def test_fraction_one_takes_all_and_seed_matters(fresh_root: Path, project_root: Path,
                                                  tmp_path: Path) -> None:
     config = load_experiment(_config(project_root, tmp_path / "a.yaml", test_fraction=1.0))
-    split = make_split(fresh_root / "demo", split_settings(config))
+    split = make_split(fresh_root / "demo", DatasetConfig.of_experiment(config).split_settings())
     per_category = DEMO["train_objects"] + DEMO["val_objects"] + DEMO["test_objects"]
     assert len(split["lamp"]["test"]) == per_category
     objects = [f"obj{i:02d}" for i in range(40)]
@@ -111,11 +112,11 @@ def test_seen_category_without_validation_objects(fresh_root: Path, project_root
                                                   tmp_path: Path) -> None:
     (fresh_root / "demo" / "car" / "softras_val.lst").write_text("")
     config = load_experiment(_config(project_root, tmp_path / "exp.yaml"))
-    split = make_split(fresh_root / "demo", split_settings(config))
+    split = make_split(fresh_root / "demo", DatasetConfig.of_experiment(config).split_settings())
     assert split["car"]["val"] and not set(split["car"]["val"]) & set(split["car"]["train"])
     config["dataset"]["split"]["val_fraction"] = 0.0
     with pytest.raises(PipelineError, match="car has no validation objects"):
-        make_split(fresh_root / "demo", split_settings(config))
+        make_split(fresh_root / "demo", DatasetConfig.of_experiment(config).split_settings())
 
 
 @pytest.mark.parametrize(
@@ -126,7 +127,7 @@ def test_bad_settings(fresh_root: Path, change: dict, message: str) -> None:
     config = {"dataset": {"format": "dvr_gen", "dir": "demo", "source": "synth-demo",
                           "split": {"seen": SEEN, "unseen": UNSEEN, **change}}}
     with pytest.raises(PipelineError, match=message):
-        make_split(fresh_root / "demo", split_settings(config))
+        make_split(fresh_root / "demo", DatasetConfig.of_experiment(config).split_settings())
 
 
 @pytest.mark.parametrize(
@@ -152,7 +153,7 @@ def test_project_split_configs_parse(project_root: Path) -> None:
         config = load_experiment(path)
         if "split" not in config.get("dataset", {}):
             continue
-        settings = split_settings(config)
+        settings = DatasetConfig.of_experiment(config).split_settings()
         assert settings.seen and settings.unseen, path
         if settings.source_list is not None:
             assert (project_root / settings.source_list).is_file(), path
