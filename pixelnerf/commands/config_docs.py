@@ -1,5 +1,5 @@
 """``pixelnerf config-docs``: rewrite config/README.md's key tables from the section
-dataclasses (:mod:`pixelnerf.config.docs`), or with ``--check`` only say whether it is
+dataclasses (:mod:`pixelnerf.report.config_tables`), or with ``--check`` only say whether it is
 current."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pixelnerf.config.docs import render_readme
     from pixelnerf.errors import PipelineError
     from pixelnerf.io import atomic_write_text
+    from pixelnerf.report.config_tables import render_readme
 
     path = Path(args.readme)
     try:

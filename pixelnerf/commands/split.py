@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pixelnerf.config import load_experiment
     from pixelnerf.data.config import DatasetConfig
-    from pixelnerf.split import (
+    from pixelnerf.data.split import (
         NOTE,
         check_source_list,
         make_split,

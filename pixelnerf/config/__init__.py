@@ -7,7 +7,8 @@ one line naming the key. The JSON schemas ship inside the package
 the command line and the Snakefile alike. Each section is a frozen dataclass whose fields
 (:func:`setting`) hold every key's default and description once; :func:`build` makes it from
 the validated mapping and is the only reader of a section's raw keys
-(:mod:`pixelnerf.config.docs` lists the sections and writes config/README.md from them).
+(:mod:`pixelnerf.report.config_tables` lists the sections and writes config/README.md from
+them).
 """
 
 from __future__ import annotations

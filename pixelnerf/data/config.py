@@ -1,7 +1,7 @@
 """The experiment's ``dataset`` section as a typed, frozen value.
 
 Every key's default and meaning are written once, in its field here (``synth`` and ``split``
-in :class:`pixelnerf.data.demo.SynthSettings` and :class:`pixelnerf.split.SplitSettings`);
+in :class:`pixelnerf.data.demo.SynthSettings` and :class:`pixelnerf.data.split.SplitSettings`);
 the experiment schema has checked keys, types and ranges.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pixelnerf.config import REQUIRED, build, section, setting
 from pixelnerf.data.demo import SynthSettings
 from pixelnerf.errors import PipelineError
-from pixelnerf.split import SplitSettings
+from pixelnerf.data.split import SplitSettings
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class DatasetConfig:
         return build(cls, section(experiment, "dataset"), "dataset")
 
     def split_settings(self) -> SplitSettings:
-        """``split`` as :func:`pixelnerf.split.make_split` takes it: the lists it writes get
+        """``split`` as :func:`pixelnerf.data.split.make_split` takes it: the lists it writes get
         the prefix this dataset's reader reads (``list_prefix`` for ``dvr_gen``)."""
         if self.split is None:
             raise PipelineError("experiment config has no 'dataset.split' section")

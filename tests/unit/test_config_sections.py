@@ -20,12 +20,12 @@ from pixelnerf.config import (
     plain,
     setting,
 )
-from pixelnerf.config.docs import GLOBAL, SECTIONS, render_readme, rows, schema_mismatches
 from pixelnerf.config.global_settings import GlobalConfig, load_global_config
 from pixelnerf.data.config import DatasetConfig
 from pixelnerf.errors import PipelineError
 from pixelnerf.eval.config import EvalConfig
 from pixelnerf.real.settings import RealSettings
+from pixelnerf.report.config_tables import GLOBAL, SECTIONS, render_readme, rows, schema_mismatches
 from pixelnerf.train.config import TrainConfig
 from pixelnerf.video.settings import VideoSettings
 

@@ -13,8 +13,8 @@ from pixelnerf.config import load_experiment
 from pixelnerf.data import open_dataset
 from pixelnerf.data.config import DatasetConfig
 from pixelnerf.data.demo import SynthSettings, synthesize
+from pixelnerf.data.split import choose, make_split
 from pixelnerf.errors import PipelineError
-from pixelnerf.split import choose, make_split
 
 DEMO = {"categories": ["chair", "table", "lamp", "car"], "train_objects": 3, "val_objects": 1,
         "test_objects": 4, "views": 2, "image_size": 8}

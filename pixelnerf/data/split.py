@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelnerf.config import REQUIRED, setting
+from pixelnerf.data.common import read_list
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_write_text
 
@@ -74,8 +75,6 @@ class SplitSettings:
 
 def _category_objects(folder: Path, prefix: str) -> dict[str, list[str]]:
     """The source lists of a category folder: split -> object names (absent list: [])."""
-    from pixelnerf.data.common import read_list
-
     lists = {}
     for split in SPLITS:
         path = folder / f"{prefix}{split}.lst"
