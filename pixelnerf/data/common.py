@@ -3,7 +3,8 @@ the lazily loading base dataset with a one-pass validator.
 
 Call chain: ObjectDataset.__getitem__ -> open_object -> choose_views -> load_view (per view
 drawn) -> assemble; with a cache: decode (every view, once) then build (choose_views ->
-assemble, each access); ObjectDataset.problems -> the same calls, collecting every error instead of stopping.
+assemble, each access); ObjectDataset.problems -> the same calls, collecting every error
+instead of stopping.
 """
 
 from __future__ import annotations

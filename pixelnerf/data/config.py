@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pixelnerf.config import REQUIRED, build, section, setting
 from pixelnerf.data.demo import SynthSettings
-from pixelnerf.errors import PipelineError
 from pixelnerf.data.split import SplitSettings
+from pixelnerf.errors import PipelineError
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import numpy as np
 
 from pixelnerf.config import build, setting
 from pixelnerf.data.raycast import render_rays, scaled
-from pixelnerf.data.shapes import BUILDERS, build_object
+from pixelnerf.data.shapes import build_object
 from pixelnerf.errors import PipelineError
 from pixelnerf.io import atomic_open, atomic_write_text
 
