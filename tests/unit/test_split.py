@@ -13,12 +13,17 @@ from pixelnerf.config import load_experiment
 from pixelnerf.data import open_dataset
 from pixelnerf.data.config import DatasetConfig
 from pixelnerf.data.demo import SynthSettings, synthesize
-from pixelnerf.data.split import choose, make_split
+from pixelnerf.data.split import SplitSettings, choose, make_split
 from pixelnerf.errors import PipelineError
 
 DEMO = {"categories": ["chair", "table", "lamp", "car"], "train_objects": 3, "val_objects": 1,
         "test_objects": 4, "views": 2, "image_size": 8}
 SEEN, UNSEEN = ["chair", "table", "car"], ["lamp"]
+
+
+def split_settings(config: dict) -> SplitSettings:
+    """The split settings of an experiment config, as ``pixelnerf split`` takes them."""
+    return DatasetConfig.of_experiment(config).split_settings()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,7 @@ def test_demo_unseen_split(fresh_root: Path, project_root: Path, tmp_path: Path,
 def test_fraction_one_takes_all_and_seed_matters(fresh_root: Path, project_root: Path,
                                                  tmp_path: Path) -> None:
     config = load_experiment(_config(project_root, tmp_path / "a.yaml", test_fraction=1.0))
-    split = make_split(fresh_root / "demo", DatasetConfig.of_experiment(config).split_settings())
+    split = make_split(fresh_root / "demo", split_settings(config))
     per_category = DEMO["train_objects"] + DEMO["val_objects"] + DEMO["test_objects"]
     assert len(split["lamp"]["test"]) == per_category
     objects = [f"obj{i:02d}" for i in range(40)]
@@ -112,11 +117,11 @@ def test_seen_category_without_validation_objects(fresh_root: Path, project_root
                                                   tmp_path: Path) -> None:
     (fresh_root / "demo" / "car" / "softras_val.lst").write_text("")
     config = load_experiment(_config(project_root, tmp_path / "exp.yaml"))
-    split = make_split(fresh_root / "demo", DatasetConfig.of_experiment(config).split_settings())
+    split = make_split(fresh_root / "demo", split_settings(config))
     assert split["car"]["val"] and not set(split["car"]["val"]) & set(split["car"]["train"])
     config["dataset"]["split"]["val_fraction"] = 0.0
     with pytest.raises(PipelineError, match="car has no validation objects"):
-        make_split(fresh_root / "demo", DatasetConfig.of_experiment(config).split_settings())
+        make_split(fresh_root / "demo", split_settings(config))
 
 
 @pytest.mark.parametrize(
@@ -127,7 +132,7 @@ def test_bad_settings(fresh_root: Path, change: dict, message: str) -> None:
     config = {"dataset": {"format": "dvr_gen", "dir": "demo", "source": "synth-demo",
                           "split": {"seen": SEEN, "unseen": UNSEEN, **change}}}
     with pytest.raises(PipelineError, match=message):
-        make_split(fresh_root / "demo", DatasetConfig.of_experiment(config).split_settings())
+        make_split(fresh_root / "demo", split_settings(config))
 
 
 @pytest.mark.parametrize(
@@ -153,7 +158,7 @@ def test_project_split_configs_parse(project_root: Path) -> None:
         config = load_experiment(path)
         if "split" not in config.get("dataset", {}):
             continue
-        settings = DatasetConfig.of_experiment(config).split_settings()
+        settings = split_settings(config)
         assert settings.seen and settings.unseen, path
         if settings.source_list is not None:
             assert (project_root / settings.source_list).is_file(), path

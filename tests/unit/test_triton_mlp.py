@@ -43,8 +43,9 @@ HOPPER = GPUTarget("cuda", 90, 32)
 def interpreter_results() -> dict:
     """tests/helpers/triton_interpreter.py's JSON: every kernel case and plan in Triton's
     interpreter, in one process of its own (TRITON_INTERPRET must precede the import)."""
+    paths = [str(HELPERS.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(HELPERS.parent), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join(paths)}
     done = subprocess.run([sys.executable, str(HELPERS / "triton_interpreter.py")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
