@@ -14,9 +14,9 @@ GPU_CHECK_LOG ?= results/gpu-check.log
 CLUSTER_LOG ?= results/test-cluster.log
 # The tests run spread over CORES + 1 pytest-xdist workers of one thread each
 # (tests/conftest.py): many tests wait on a subprocess or a sleep, and the extra worker
-# computes meanwhile (the fast tests on 2 cores: 2 min 56 s with 2 workers, 2 min 35 s with
-# 3, 2 min 39 s with 4). A module goes to one worker, so its fixtures are built once, in the
-# order collected (the longest first) rather than modules with many tests first.
+# computes meanwhile (faster than CORES or CORES + 2 workers on 2 cores; docs/performance.md).
+# A module goes to one worker, so its fixtures are built once, in the order collected (the
+# longest first) rather than modules with many tests first.
 WORKERS := -n $(shell echo $$(( $(CORES) + 1 ))) --dist loadscope --no-loadscope-reorder
 
 .PHONY: demo test test-fast test-gpu gpu-check lint install clean-results

@@ -37,7 +37,8 @@ def test_one_seed_gives_torchvisions_weights_and_features(backbone):
     if backbone != "resnet34":  # the two block kinds
         images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
         for train in (True, False):  # batch statistics, then running statistics
-            ours.train(train), theirs.train(train)
+            ours.train(train)
+            theirs.train(train)
             torch.testing.assert_close(ours(images), theirs(images), rtol=0, atol=0)
 
 
